@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// The one Halyard executable: every daemon and tool is a subcommand.
+@main
+struct Halyard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "halyard",
+        abstract: "Highly available NVMe/TCP block storage.",
+        version: "0.1.0",
+        subcommands: [NVMfTargetCommand.self]
+    )
+}

@@ -1,0 +1,40 @@
+import NIOCore
+import NVMe
+
+/// What executing one command produced: the completion's status and result dwords, and the data to
+/// return to the host for a controller-to-host command.
+struct CommandOutcome {
+    var status: NVMeStatus
+    var dw0: UInt32 = 0
+    var dw1: UInt32 = 0
+    /// Data for the host, sent in C2HData PDUs before the completion.
+    var data: ByteBuffer?
+    /// The connection closes after this completion has been sent (Fabrics Disconnect).
+    var closeAfterCompletion = false
+
+    static func success(dw0: UInt32 = 0, data: ByteBuffer? = nil) -> CommandOutcome {
+        CommandOutcome(status: .success, dw0: dw0, data: data)
+    }
+
+    static func failure(_ status: NVMeStatus, dw0: UInt32 = 0) -> CommandOutcome {
+        CommandOutcome(status: status, dw0: dw0)
+    }
+}
+
+/// Maps a block-device failure to the NVMe status the host sees.
+extension NVMeStatus {
+    init(blockDeviceError error: any Error) {
+        switch error {
+        case let e as Storage.BlockDeviceError:
+            switch e {
+            case .outOfRange: self = .lbaOutOfRange
+            case .misaligned: self = .dataSGLLengthInvalid
+            case .ioError, .injected: self = .internalError
+            case .closed: self = .namespaceNotReady
+            }
+        default: self = .internalError
+        }
+    }
+}
+
+import Storage

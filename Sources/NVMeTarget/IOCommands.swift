@@ -1,0 +1,86 @@
+import NIOCore
+import NVMe
+import Storage
+
+/// Executes NVM command set I/O commands against a namespace's block device (NVM command set spec
+/// 1.0 §3): Read, Write, Flush, Write Zeroes and Dataset Management (deallocate). Checks come in
+/// the order the Linux target uses: namespace, then range, then execution.
+enum IOCommands {
+    /// Expected host→controller or controller→host data length for an I/O command, used to
+    /// validate the SGL before any data moves. nil when the command is unknown here.
+    static func expectedDataLength(_ sqe: SubmissionQueueEntry, namespace: Namespace?) -> Int? {
+        guard let opcode = IOOpcode(rawValue: sqe.opcode) else { return nil }
+        switch opcode {
+        case .read, .write:
+            guard let ns = namespace else { return nil }
+            return (Int(sqe.cdw12 & 0xFFFF) + 1) << Int(ns.blockSizeShift)
+        case .datasetManagement:
+            return (Int(sqe.cdw10 & 0xFF) + 1) * 16
+        case .flush, .writeZeroes:
+            return 0
+        default:
+            return nil
+        }
+    }
+
+    static func execute(_ sqe: SubmissionQueueEntry, data: ByteBuffer, subsystem: Subsystem,
+                        on eventLoop: any EventLoop) -> EventLoopFuture<CommandOutcome> {
+        guard let opcode = IOOpcode(rawValue: sqe.opcode) else {
+            return eventLoop.makeSucceededFuture(.failure(.invalidOpcode))
+        }
+        if opcode == .flush && sqe.namespaceID == 0xFFFF_FFFF {
+            // Broadcast flush (Identify VWC b2:1 = 11b): every namespace.
+            let flushes = subsystem.namespaceIDs.compactMap { subsystem.namespace($0) }.map { $0.device.flush(on: eventLoop) }
+            return complete(EventLoopFuture.andAllSucceed(flushes, on: eventLoop))
+        }
+        guard let ns = subsystem.namespace(sqe.namespaceID) else {
+            return eventLoop.makeSucceededFuture(.failure(.invalidNamespace))
+        }
+        let slba = UInt64(sqe.cdw10) | UInt64(sqe.cdw11) << 32
+        let fua = sqe.cdw12 & (1 << 30) != 0
+        switch opcode {
+        case .read:
+            let blocks = (sqe.cdw12 & 0xFFFF) + 1
+            guard ns.contains(lba: slba, count: UInt64(blocks)) else { return eventLoop.makeSucceededFuture(.failure(.lbaOutOfRange)) }
+            return ns.device.read(lba: slba, blocks: blocks, on: eventLoop)
+                .map { CommandOutcome.success(data: $0) }
+                .recover { CommandOutcome.failure(NVMeStatus(blockDeviceError: $0)) }
+        case .write:
+            let blocks = UInt64(sqe.cdw12 & 0xFFFF) + 1
+            guard ns.contains(lba: slba, count: blocks) else { return eventLoop.makeSucceededFuture(.failure(.lbaOutOfRange)) }
+            return complete(ns.device.write(lba: slba, data: data, fua: fua, on: eventLoop))
+        case .flush:
+            return complete(ns.device.flush(on: eventLoop))
+        case .writeZeroes:
+            let blocks = UInt64(sqe.cdw12 & 0xFFFF) + 1
+            guard ns.contains(lba: slba, count: blocks) else { return eventLoop.makeSucceededFuture(.failure(.lbaOutOfRange)) }
+            let deallocate = sqe.cdw12 & (1 << 25) != 0
+            return complete(ns.device.writeZeroes(lba: slba, blocks: blocks, deallocate: deallocate, fua: fua, on: eventLoop))
+        case .datasetManagement:
+            let attributes = sqe.cdw11
+            guard attributes & 0x4 != 0 else {
+                // Integral read/write hints only: nothing to do.
+                return eventLoop.makeSucceededFuture(.success())
+            }
+            var ranges = data
+            var work: [(UInt64, UInt64)] = []
+            while ranges.readableBytes >= 16 {
+                _ = ranges.readInteger(endianness: .little, as: UInt32.self)  // context attributes
+                let count = UInt64(ranges.readInteger(endianness: .little, as: UInt32.self)!)
+                let lba = ranges.readInteger(endianness: .little, as: UInt64.self)!
+                guard ns.contains(lba: lba, count: count) else {
+                    return eventLoop.makeSucceededFuture(.failure(.lbaOutOfRange))
+                }
+                if count > 0 { work.append((lba, count)) }
+            }
+            let futures = work.map { ns.device.deallocate(lba: $0.0, blocks: $0.1, on: eventLoop) }
+            return complete(EventLoopFuture.andAllSucceed(futures, on: eventLoop))
+        default:
+            return eventLoop.makeSucceededFuture(.failure(.invalidOpcode))
+        }
+    }
+
+    private static func complete(_ future: EventLoopFuture<Void>) -> EventLoopFuture<CommandOutcome> {
+        future.map { CommandOutcome.success() }.recover { CommandOutcome.failure(NVMeStatus(blockDeviceError: $0)) }
+    }
+}

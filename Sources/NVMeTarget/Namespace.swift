@@ -1,0 +1,32 @@
+import NVMe
+import Storage
+
+/// A namespace as the target serves it: an ID, a block device and the identity every path reports
+/// (NVMe base spec 2.0 §3.2.1).
+public final class Namespace: Sendable {
+    public let id: UInt32
+    public let device: any BlockDevice
+    public let identity: NamespaceIdentity
+    /// Cached from the device: they never change while the namespace is served.
+    public let blockSize: Int
+    public let blockCount: UInt64
+    /// log2(blockSize): 9 or 12.
+    public let blockSizeShift: UInt8
+
+    init(id: UInt32, device: any BlockDevice, identity: NamespaceIdentity) {
+        precondition(id != 0 && id < 0xFFFF_FFFE, "namespace ID \(id) is reserved")
+        precondition(device.blockSize.nonzeroBitCount == 1 && device.blockSize >= 512, "block size must be a power of two ≥ 512")
+        self.id = id
+        self.device = device
+        self.identity = identity
+        self.blockSize = device.blockSize
+        self.blockCount = device.blockCount
+        self.blockSizeShift = UInt8(device.blockSize.trailingZeroBitCount)
+    }
+
+    /// Whether blocks [lba, lba+count) lie inside the namespace (overflow-safe).
+    func contains(lba: UInt64, count: UInt64) -> Bool {
+        let (end, overflow) = lba.addingReportingOverflow(count)
+        return !overflow && end <= blockCount
+    }
+}

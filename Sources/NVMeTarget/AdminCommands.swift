@@ -24,6 +24,7 @@ struct AdminCommands {
         case .keepAlive:
             guard controller.keepAliveTimeout != nil else { return .failure(.keepAliveTimeoutInvalid) }
             controller.keepAliveReceived()
+            controller.logger.trace("keep-alive received")
             return .success()
         case .abort:
             // Commands are not aborted; DW0 b0 = 1 says so (as the Linux target answers).

@@ -41,7 +41,7 @@ public final class NVMeTCPTarget: Sendable {
         var bound: [SocketAddress] = []
         var listeners = configuration.listeners.map { ($0, false) }
         if let d = configuration.discoveryListener { listeners.append((d, true)) }
-        for (listener, isDiscovery) in listeners {
+        for (index, (listener, isDiscovery)) in listeners.enumerated() {
             let context = self.context
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
@@ -57,6 +57,9 @@ public final class NVMeTCPTarget: Sendable {
             channels.withLock { $0.append(channel) }
             let address = channel.localAddress!
             bound.append(address)
+            if !isDiscovery, let port = address.port {
+                context.boundListeners.withLock { $0[index].port = port }
+            }
             context.logger.info("listening on \(address)\(isDiscovery ? " (discovery)" : "")")
         }
         return bound
@@ -73,5 +76,14 @@ public final class NVMeTCPTarget: Sendable {
             for controller in subsystem.controllers { controller.tearDown(reason: "target stopping") }
         }
         if ownsGroup { try? await group.shutdownGracefully() }
+    }
+}
+
+extension NVMeTCPTarget {
+    /// A fresh connection handler for one queue arriving on `listener`, for embedding the target's
+    /// protocol engine in another channel (tests, fuzzing). `start()` installs the same handler on
+    /// every accepted connection.
+    public func makeConnectionHandler(listener: ListenerConfiguration) -> any ChannelHandler {
+        QueueConnection(context: context, listener: listener)
     }
 }

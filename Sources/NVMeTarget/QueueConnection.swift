@@ -32,7 +32,7 @@ final class QueueConnection: ChannelInboundHandler {
     }
 
     let context: TargetContext
-    let listener: ListenerConfiguration
+    var listener: ListenerConfiguration
     var logger: Logger
     var phase = Phase.awaitingICReq
     var headerDigest = false
@@ -72,6 +72,8 @@ final class QueueConnection: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         channelContext = context
+        // A listener bound to port 0 learns its real port here.
+        if let port = context.channel.localAddress?.port { listener.port = port }
         logger[metadataKey: "peer"] = "\(context.remoteAddress?.description ?? "?")"
     }
 

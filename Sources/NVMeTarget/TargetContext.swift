@@ -1,13 +1,16 @@
 import Logging
 import NIOCore
 import NVMe
+import Synchronization
 
 /// What every connection of one target shares: its subsystems by NQN, the discovery subsystem,
 /// its listeners and limits. Immutable after start.
 final class TargetContext: Sendable {
     let subsystems: [String: Subsystem]
     let discovery: Subsystem?
-    let listeners: [ListenerConfiguration]
+    /// Listeners with their bound ports (known once the target has started).
+    var listeners: [ListenerConfiguration] { boundListeners.withLock { $0 } }
+    let boundListeners: Mutex<[ListenerConfiguration]>
     let limits: TargetLimits
     let logger: Logger
 
@@ -16,7 +19,7 @@ final class TargetContext: Sendable {
         for s in subsystems { byNQN[s.nqn] = s }
         self.subsystems = byNQN
         self.discovery = discovery
-        self.listeners = listeners
+        self.boundListeners = Mutex(listeners)
         self.limits = limits
         self.logger = logger
     }

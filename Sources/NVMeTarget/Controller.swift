@@ -147,7 +147,7 @@ public final class Controller: Sendable {
             ready.store(state.status.ready, ordering: .releasing)
             return closing
         }
-        if let event { logger.debug("controller \(event)") }
+        if let event { logger.info("controller \(event)") }
         for channel in ioQueues { channel.close(promise: nil) }
         return .success
     }

@@ -47,7 +47,7 @@ struct NVMfTargetCommand: AsyncParsableCommand {
     @Option(name: .customLong("allow-host"), help: ArgumentHelp("Host NQN allowed to connect (repeatable; none = any host).", valueName: "HOSTNQN"))
     var allowHosts: [String] = []
 
-    @Option(help: ArgumentHelp("Controller IDs this target hands out (disjoint per node serving the same NQN).", valueName: "MIN-MAX"))
+    @Option(name: .customLong("controller-ids"), help: ArgumentHelp("Controller IDs this target hands out (disjoint per node serving the same NQN).", valueName: "MIN-MAX"))
     var controllerIDs: String = "1-65519"
 
     @Option(help: ArgumentHelp("Config file (JSON) with several subsystems/namespaces.", valueName: "FILE"))
@@ -86,7 +86,7 @@ struct NVMfTargetCommand: AsyncParsableCommand {
             configuration = try makeConfiguration(threadPool: threadPool)
         } catch {
             try? await threadPool.shutdownGracefully()
-            throw ValidationError("\(error)")
+            throw ConfigError("\(error)")
         }
         let target = NVMeTCPTarget(configuration: configuration, logger: logger)
         let service = TargetService(target: target, logger: logger)

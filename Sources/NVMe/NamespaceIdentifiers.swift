@@ -1,25 +1,20 @@
 import NIOCore
 
-/// Namespace Globally Unique Identifier: the 128-bit NGUID of Identify Namespace bytes 104..119
-/// (NVMe 2.0 base spec §4.5.2 / Figure 280) and of Namespace Identification Descriptor type 2h
-/// (Figure 283). Linux matches paths of one namespace on it; it must be identical on every path.
-public struct NGUID: Hashable, Sendable, CustomStringConvertible {
-    /// Exactly 16 bytes, in wire order.
-    public var bytes: [UInt8]
+/// A namespace identifier of fixed size carried as raw bytes in Identify structures and
+/// Namespace Identification Descriptors (NVMe base spec 2.0 §4.5.2): NGUID, UUID, EUI-64.
+public protocol FixedSizeIdentifier: Hashable, Sendable {
+    /// Size on the wire.
+    static var byteCount: Int { get }
+    /// The bytes in wire order; exactly `byteCount` of them.
+    var bytes: [UInt8] { get }
+    init(_ bytes: [UInt8])
+}
 
-    public static let byteCount = 16
+extension FixedSizeIdentifier {
     /// All zeros: "not reported".
-    public static let zero = NGUID([UInt8](repeating: 0, count: 16))
-
-    public init(_ bytes: [UInt8]) {
-        precondition(bytes.count == Self.byteCount, "NGUID is 16 bytes")
-        self.bytes = bytes
-    }
+    public static var zero: Self { Self([UInt8](repeating: 0, count: byteCount)) }
 
     public var isZero: Bool { bytes.allSatisfy { $0 == 0 } }
-
-    /// 32 lowercase hex digits, no separators.
-    public var description: String { namespaceIdentifierHex(bytes) }
 
     public func encode(into buffer: inout ByteBuffer) {
         buffer.writeBytes(bytes)
@@ -27,20 +22,37 @@ public struct NGUID: Hashable, Sendable, CustomStringConvertible {
 
     public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
         guard let bytes = buffer.readBytes(length: Self.byteCount) else {
-            throw NVMeWireError(.truncated, offset: buffer.readableBytes, "NGUID needs 16 bytes, have \(buffer.readableBytes)")
+            throw NVMeWireError(.truncated, offset: buffer.readableBytes, "\(Self.self) needs \(Self.byteCount) bytes, have \(buffer.readableBytes)")
         }
+        self.init(bytes)
+    }
+}
+
+/// Namespace Globally Unique Identifier: the 128-bit NGUID of Identify Namespace bytes 104..119
+/// (NVMe 2.0 base spec §4.5.2 / Figure 280) and of Namespace Identification Descriptor type 2h
+/// (Figure 283). Linux matches paths of one namespace on it; it must be identical on every path.
+public struct NGUID: FixedSizeIdentifier, CustomStringConvertible {
+    /// Exactly 16 bytes, in wire order.
+    public var bytes: [UInt8]
+
+    public static let byteCount = 16
+
+    public init(_ bytes: [UInt8]) {
+        precondition(bytes.count == Self.byteCount, "NGUID is 16 bytes")
         self.bytes = bytes
     }
+
+    /// 32 lowercase hex digits, no separators.
+    public var description: String { namespaceIdentifierHex(bytes) }
 }
 
 /// Namespace UUID (RFC 4122 / RFC 9562), carried in Namespace Identification Descriptor type 3h
 /// (NVMe 2.0 base spec §4.5.2, Figure 283). Bytes are in network (RFC) order on the wire.
-public struct NamespaceUUID: Hashable, Sendable, CustomStringConvertible {
+public struct NamespaceUUID: FixedSizeIdentifier, CustomStringConvertible {
     /// Exactly 16 bytes, in RFC 4122 byte order.
     public var bytes: [UInt8]
 
     public static let byteCount = 16
-    public static let zero = NamespaceUUID([UInt8](repeating: 0, count: 16))
 
     public init(_ bytes: [UInt8]) {
         precondition(bytes.count == Self.byteCount, "UUID is 16 bytes")
@@ -68,8 +80,6 @@ public struct NamespaceUUID: Hashable, Sendable, CustomStringConvertible {
         self.bytes = bytes
     }
 
-    public var isZero: Bool { bytes.allSatisfy { $0 == 0 } }
-
     /// Lowercase RFC 4122 form "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
     public var description: String {
         let hex = namespaceIdentifierHex(bytes)
@@ -81,49 +91,23 @@ public struct NamespaceUUID: Hashable, Sendable, CustomStringConvertible {
         }
         return result
     }
-
-    public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeBytes(bytes)
-    }
-
-    public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
-        guard let bytes = buffer.readBytes(length: Self.byteCount) else {
-            throw NVMeWireError(.truncated, offset: buffer.readableBytes, "UUID needs 16 bytes, have \(buffer.readableBytes)")
-        }
-        self.bytes = bytes
-    }
 }
 
 /// IEEE Extended Unique Identifier: the 64-bit EUI64 of Identify Namespace bytes 120..127
 /// (NVMe 2.0 base spec Figure 280) and of Namespace Identification Descriptor type 1h (Figure 283).
-public struct EUI64: Hashable, Sendable, CustomStringConvertible {
+public struct EUI64: FixedSizeIdentifier, CustomStringConvertible {
     /// Exactly 8 bytes, in wire (big-endian, OUI first) order.
     public var bytes: [UInt8]
 
     public static let byteCount = 8
-    /// All zeros: "not reported" (allowed).
-    public static let zero = EUI64([UInt8](repeating: 0, count: 8))
 
     public init(_ bytes: [UInt8]) {
         precondition(bytes.count == Self.byteCount, "EUI64 is 8 bytes")
         self.bytes = bytes
     }
 
-    public var isZero: Bool { bytes.allSatisfy { $0 == 0 } }
-
     /// 16 lowercase hex digits.
     public var description: String { namespaceIdentifierHex(bytes) }
-
-    public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeBytes(bytes)
-    }
-
-    public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
-        guard let bytes = buffer.readBytes(length: Self.byteCount) else {
-            throw NVMeWireError(.truncated, offset: buffer.readableBytes, "EUI64 needs 8 bytes, have \(buffer.readableBytes)")
-        }
-        self.bytes = bytes
-    }
 }
 
 private func namespaceIdentifierHex(_ bytes: [UInt8]) -> String {

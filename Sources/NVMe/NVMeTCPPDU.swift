@@ -75,7 +75,9 @@ public enum NVMeTCPPDU: Hashable, Sendable {
         switch self {
         case .h2cData(let d), .c2hData(let d):
             if d.last { flags.insert(.lastPDU) }
-            if d.success { flags.insert(.success) }
+            // SUCCESS is legal only on the last C2HData (NVMe/TCP transport spec 1.0 §3.6.2.7).
+            assert(!d.success || (type == .c2hData && d.last), "SUCCESS flag only on the last C2HData")
+            if d.success && type == .c2hData && d.last { flags.insert(.success) }
         default: break
         }
         let hlen = type.headerLength

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "NVMe", targets: ["NVMe"]),
         .library(name: "NVMeTarget", targets: ["NVMeTarget"]),
         .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "NVMeHost", targets: ["NVMeHost"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -48,10 +49,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "NVMeHost",
+            dependencies: [
+                "NVMe",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "Halyard",
             dependencies: [
-                "NVMe", "NVMeTarget", "Storage",
+                "NVMe", "NVMeTarget", "Storage", "NVMeHost",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -74,6 +85,15 @@ let package = Package(
             name: "StorageTests",
             dependencies: [
                 "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "NVMeHostTests",
+            dependencies: [
+                "NVMe", "NVMeHost", "NVMeTarget", "Storage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

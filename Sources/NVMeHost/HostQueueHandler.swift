@@ -1,0 +1,320 @@
+import NIOCore
+import NVMe
+
+/// A command handed to a queue's channel: the SQE, its host-to-controller data, and where the
+/// completion goes.
+struct HostCommand {
+    var command: SubmissionQueueEntry
+    var data: ByteBuffer?
+    /// Bytes the host expects back (the SGL length of a controller-to-host command).
+    var expectedReadLength: Int
+    var timeout: TimeAmount?
+    var promise: EventLoopPromise<CommandCompletion>
+}
+
+/// The host side of one NVMe/TCP connection (one queue; NVMe/TCP transport spec 1.0 §3.3–§3.6):
+/// sends ICReq and checks ICResp, assigns command IDs, sends capsules with in-capsule data or
+/// answers R2Ts with H2CData, collects C2HData, and completes each command's promise from its
+/// CapsuleResp. Lives on the channel's event loop; nothing in it is shared.
+final class HostQueueHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = Never
+    typealias OutboundIn = HostCommand
+    typealias OutboundOut = ByteBuffer
+
+    struct Inflight {
+        var commandID: UInt16
+        var data: ByteBuffer?
+        var read: ByteBuffer?
+        var readChunks = 0
+        var expectedReadLength: Int
+        var deadline: NIODeadline?
+        var promise: EventLoopPromise<CommandCompletion>
+    }
+
+    let headerDigest: Bool
+    let dataDigest: Bool
+    let inCapsuleLimit: Int
+    let depth: Int
+    let icRespPromise: EventLoopPromise<ICResp>
+    private(set) var maxH2CData = 4096
+    private var ready = false
+    private var context: ChannelHandlerContext?
+    private var cumulation: ByteBuffer?
+    /// Slot i holds the command whose CID is i | generation << 12.
+    private var slots: [Inflight?]
+    private var freeSlots: [Int]
+    private var generation: [UInt16]
+    private var sweeper: RepeatedTask?
+    private var failure: NVMeHostError?
+
+    init(headerDigest: Bool, dataDigest: Bool, depth: Int, inCapsuleLimit: Int, icRespPromise: EventLoopPromise<ICResp>) {
+        precondition(depth > 0 && depth <= 4096)
+        self.headerDigest = headerDigest
+        self.dataDigest = dataDigest
+        self.depth = depth
+        self.inCapsuleLimit = inCapsuleLimit
+        self.icRespPromise = icRespPromise
+        slots = Array(repeating: nil, count: depth)
+        freeSlots = Array((0..<depth).reversed())
+        generation = Array(repeating: 0, count: depth)
+    }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard sweeper == nil else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 128)
+        NVMeTCPPDU.icReq(ICReq(headerDigest: headerDigest, dataDigest: dataDigest)).encode(into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
+            me.value.expireTimedOutCommands()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(.transportClosed(failure?.description ?? "connection closed"))
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        sweeper?.cancel()
+        sweeper = nil
+        fail(.transportClosed("queue closed"))
+        self.context = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failure = .transportClosed("\(error)")
+        context.close(promise: nil)
+    }
+
+    /// Fails everything in flight (and the ICResp wait) with `error`.
+    private func fail(_ error: NVMeHostError) {
+        icRespPromise.fail(error)
+        for i in slots.indices {
+            if let inflight = slots[i] {
+                slots[i] = nil
+                inflight.promise.fail(error)
+            }
+        }
+        freeSlots = Array((0..<depth).reversed())
+    }
+
+    private func abort(_ error: NVMeHostError) {
+        failure = error
+        fail(error)
+        context?.close(promise: nil)
+    }
+
+    // MARK: Sending
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        promise?.succeed()
+        if let failure {
+            request.promise.fail(failure)
+            return
+        }
+        guard ready else {
+            request.promise.fail(NVMeHostError.connectFailed("queue not ready (no ICResp yet)"))
+            return
+        }
+        guard let slot = freeSlots.popLast() else {
+            request.promise.fail(NVMeHostError.queueFull)
+            return
+        }
+        generation[slot] = (generation[slot] &+ 1) & 0xF
+        let cid = UInt16(slot) | generation[slot] << 12
+        var sqe = request.command
+        sqe.commandID = cid
+        let writeLength = request.data?.readableBytes ?? 0
+        let isFabrics = sqe.opcode == AdminOpcode.fabrics.rawValue
+        let limit = isFabrics ? max(8192, inCapsuleLimit) : inCapsuleLimit
+        var capsuleData = ByteBuffer()
+        if writeLength > 0 {
+            if writeLength <= limit {
+                sqe.dataPointer = .inCapsule(length: UInt32(writeLength))
+                capsuleData = request.data!
+            } else {
+                sqe.dataPointer = .transport(length: UInt32(writeLength))
+            }
+        } else {
+            sqe.dataPointer = .transport(length: UInt32(request.expectedReadLength))
+        }
+        slots[slot] = Inflight(
+            commandID: cid, data: writeLength > limit ? request.data : nil, read: nil,
+            expectedReadLength: request.expectedReadLength,
+            deadline: request.timeout.map { .now() + $0 }, promise: request.promise)
+        var header = context.channel.allocator.buffer(capacity: 80)
+        let pdu = NVMeTCPPDU.capsuleCommand(CapsuleCommand(command: sqe, data: ByteBuffer()))
+        pdu.encodeHeader(into: &header, headerDigest: headerDigest, dataDigest: dataDigest, dataLength: capsuleData.readableBytes)
+        context.write(wrapOutboundOut(header), promise: nil)
+        if capsuleData.readableBytes > 0 {
+            writeData(capsuleData, context: context)
+        }
+    }
+
+    private func writeData(_ data: ByteBuffer, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(data), promise: nil)
+        if dataDigest {
+            var digest = context.channel.allocator.buffer(capacity: 4)
+            digest.writeInteger(CRC32C.checksum(data), endianness: .little)
+            context.write(wrapOutboundOut(digest), promise: nil)
+        }
+    }
+
+    // MARK: Receiving
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if var pending = cumulation {
+            pending.writeBuffer(&incoming)
+            cumulation = pending
+        } else {
+            cumulation = incoming
+        }
+        while var buffer = cumulation, buffer.readableBytes > 0, failure == nil {
+            let decoded: DecodedPDU?
+            do {
+                decoded = try NVMeTCPPDU.decode(from: &buffer, maximumLength: 64 << 20)
+            } catch {
+                cumulation = nil
+                abort(.protocolError(error.description))
+                return
+            }
+            guard let decoded else {
+                buffer.discardReadBytes()
+                cumulation = buffer
+                return
+            }
+            cumulation = buffer.readableBytes > 0 ? buffer : nil
+            handle(decoded, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    private func slotIndex(for cid: UInt16) -> Int? {
+        let slot = Int(cid & 0x0FFF)
+        guard slot < depth, let inflight = slots[slot], inflight.commandID == cid else { return nil }
+        return slot
+    }
+
+    private func handle(_ decoded: DecodedPDU, context: ChannelHandlerContext) {
+        if ready, decoded.pdu.type != .c2hTermReq, decoded.headerDigest != headerDigest {
+            return abort(.protocolError("header digest flag \(decoded.headerDigest) on \(decoded.pdu.type), negotiated \(headerDigest)"))
+        }
+        switch decoded.pdu {
+        case .icResp(let resp):
+            guard !ready else { return abort(.protocolError("second ICResp")) }
+            guard resp.headerDigest == headerDigest, resp.dataDigest == dataDigest else {
+                return abort(.connectFailed("ICResp digests (\(resp.headerDigest), \(resp.dataDigest)) differ from the request"))
+            }
+            guard resp.controllerPDUDataAlignment == 0 else { return abort(.connectFailed("CPDA \(resp.controllerPDUDataAlignment) unsupported")) }
+            guard resp.maxH2CData >= 4096, resp.maxH2CData % 4 == 0 else { return abort(.connectFailed("MAXH2CDATA \(resp.maxH2CData) invalid")) }
+            maxH2CData = Int(resp.maxH2CData)
+            ready = true
+            icRespPromise.succeed(resp)
+        case .capsuleResponse(let response):
+            let cqe = response.completion
+            guard let slot = slotIndex(for: cqe.commandID) else {
+                return abort(.protocolError("completion for unknown CID \(cqe.commandID)"))
+            }
+            let inflight = slots[slot]!
+            slots[slot] = nil
+            freeSlots.append(slot)
+            let data = inflight.read ?? ByteBuffer()
+            if cqe.status.isSuccess, data.readableBytes != inflight.expectedReadLength, inflight.expectedReadLength > 0 {
+                inflight.promise.fail(NVMeHostError.protocolError("short read: \(data.readableBytes) of \(inflight.expectedReadLength) bytes"))
+            } else {
+                inflight.promise.succeed(CommandCompletion(entry: cqe, data: data))
+            }
+        case .c2hData(let chunk):
+            guard decoded.dataDigest == dataDigest else { return abort(.protocolError("data digest flag differs from the negotiated one")) }
+            guard let slot = slotIndex(for: chunk.commandID) else {
+                return abort(.protocolError("C2HData for unknown CID \(chunk.commandID)"))
+            }
+            var inflight = slots[slot]!
+            let have = inflight.read?.readableBytes ?? 0
+            guard Int(chunk.dataOffset) == have, have + chunk.data.readableBytes <= inflight.expectedReadLength else {
+                return abort(.protocolError("C2HData offset \(chunk.dataOffset)+\(chunk.data.readableBytes) outside \(have) of \(inflight.expectedReadLength)"))
+            }
+            guard decoded.dataDigestValid else {
+                // NVMe/TCP transport spec 1.0 §3.6.2.7: the command fails; the connection is suspect.
+                return abort(.protocolError("data digest mismatch on C2HData for CID \(chunk.commandID)"))
+            }
+            if var read = inflight.read {
+                var d = chunk.data
+                read.writeBuffer(&d)
+                inflight.read = read
+            } else if chunk.data.readableBytes == inflight.expectedReadLength {
+                inflight.read = chunk.data  // the whole transfer in one PDU: no copy
+            } else {
+                var read = context.channel.allocator.buffer(capacity: inflight.expectedReadLength)
+                var d = chunk.data
+                read.writeBuffer(&d)
+                inflight.read = read
+            }
+            if chunk.success {
+                guard chunk.last, inflight.read?.readableBytes == inflight.expectedReadLength else {
+                    return abort(.protocolError("SUCCESS flag on a short or non-final C2HData"))
+                }
+                slots[slot] = nil
+                freeSlots.append(slot)
+                inflight.promise.succeed(CommandCompletion(entry: CompletionQueueEntry(commandID: chunk.commandID), data: inflight.read!))
+            } else {
+                slots[slot] = inflight
+            }
+        case .r2t(let r2t):
+            guard let slot = slotIndex(for: r2t.commandID), let data = slots[slot]!.data else {
+                return abort(.protocolError("R2T for CID \(r2t.commandID) that has no data to send"))
+            }
+            let end = Int(r2t.offset) + Int(r2t.length)
+            guard end <= data.readableBytes else {
+                return abort(.protocolError("R2T \(r2t.offset)+\(r2t.length) beyond \(data.readableBytes) bytes"))
+            }
+            var offset = Int(r2t.offset)
+            while offset < end {
+                let n = min(maxH2CData, end - offset)
+                let chunk = data.getSlice(at: data.readerIndex + offset, length: n)!
+                let pdu = NVMeTCPPDU.h2cData(DataTransfer(commandID: r2t.commandID, transferTag: r2t.transferTag,
+                                                          dataOffset: UInt32(offset), last: offset + n == end, data: ByteBuffer()))
+                var header = context.channel.allocator.buffer(capacity: 32)
+                pdu.encodeHeader(into: &header, headerDigest: headerDigest, dataDigest: dataDigest, dataLength: n)
+                context.write(wrapOutboundOut(header), promise: nil)
+                writeData(chunk, context: context)
+                offset += n
+            }
+        case .c2hTermReq(let t):
+            abort(.terminatedByTarget(status: t.status, information: t.information))
+        default:
+            abort(.protocolError("unexpected \(decoded.pdu.type) from the target"))
+        }
+    }
+
+    private func expireTimedOutCommands() {
+        let now = NIODeadline.now()
+        for slot in slots.indices {
+            if let inflight = slots[slot], let deadline = inflight.deadline, deadline <= now {
+                // The target may still answer this CID; the queue cannot be trusted any more.
+                abort(.timeout(commandID: inflight.commandID))
+                return
+            }
+        }
+    }
+}

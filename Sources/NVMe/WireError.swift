@@ -49,11 +49,10 @@ extension ByteBuffer {
     @inlinable
     public mutating func readFixedASCII(width: Int) -> String? {
         guard let bytes = self.readBytes(length: width) else { return nil }
-        var end = bytes.count
-        while end > 0, bytes[end - 1] == 0 || bytes[end - 1] == 0x20 { end -= 1 }
-        // An NQN stops at its first NUL.
-        let used = bytes[0..<end].firstIndex(of: 0) ?? end
-        return String(decoding: bytes[0..<used], as: UTF8.self)
+        // The text stops at its first NUL (NQNs); then space padding (SN/MN/FR) is dropped.
+        var end = bytes.firstIndex(of: 0) ?? bytes.count
+        while end > 0, bytes[end - 1] == 0x20 { end -= 1 }
+        return String(decoding: bytes[0..<end], as: UTF8.self)
     }
 
     /// Writes `count` zero bytes.

@@ -299,13 +299,21 @@ final class QueueConnection: ChannelInboundHandler {
         }
         switch phase {
         case .admin(let controller):
-            guard controller.isReady else { return complete(sqe, .failure(.commandSequenceError)) }
+            guard controller.isReady else {
+                if controller.isTornDown { channelContext?.close(promise: nil); return }
+                return complete(sqe, .failure(.commandSequenceError))
+            }
             guard let outcome = AdminCommands(controller: controller, context: context).execute(sqe, data: data) else {
                 return  // a parked AER: its completion comes later
             }
             complete(sqe, outcome)
         case .io(let controller, _):
-            guard controller.isReady else { return complete(sqe, .failure(.commandSequenceError)) }
+            guard controller.isReady else {
+                // A controller being torn down: its queues are closing; answering now with an error
+                // would fail the command at the host instead of letting it retry on another path.
+                if controller.isTornDown { channelContext?.close(promise: nil); return }
+                return complete(sqe, .failure(.commandSequenceError))
+            }
             if let expected = IOCommands.expectedDataLength(sqe, namespace: controller.subsystem.namespace(sqe.namespaceID)),
                expected != Int(sqe.dataPointer.length), sqe.opcode != IOOpcode.flush.rawValue, sqe.opcode != IOOpcode.writeZeroes.rawValue {
                 return complete(sqe, .failure(.dataSGLLengthInvalid))

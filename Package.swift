@@ -111,5 +111,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Runs the built `halyard` executable (`halyard nvme …`) against an in-process target.
+        .testTarget(
+            name: "HalyardCLITests",
+            dependencies: [
+                "NVMe", "NVMeHost", "NVMeTarget", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -23,6 +23,11 @@ enum SizeParser {
         guard !overflow else { throw ValidationError("size '\(text)' is too large") }
         return bytes
     }
+
+    /// Like `parse`, but "0" is allowed (offsets).
+    static func parseAllowingZero(_ text: String) throws -> UInt64 {
+        text.trimmingCharacters(in: .whitespaces) == "0" ? 0 : try parse(text)
+    }
 }
 
 /// Parses "HOST:PORT" or "[IPv6]:PORT".

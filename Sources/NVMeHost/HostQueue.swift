@@ -66,8 +66,18 @@ public final class HostQueue: Sendable {
                        timeout: TimeAmount? = .seconds(30)) -> EventLoopFuture<CommandCompletion> {
         let promise = channel.eventLoop.makePromise(of: CommandCompletion.self)
         let request = HostCommand(command: command, data: data, expectedReadLength: readLength, timeout: timeout, promise: promise)
-        channel.writeAndFlush(request).whenFailure { error in
-            promise.fail(NVMeHostError.transportClosed("\(error)"))
+        if channel.eventLoop.inEventLoop {
+            // On the queue's own loop (a completion callback submitting the next I/O): write now,
+            // flush once at the end of this loop tick, so a burst of submissions costs one syscall.
+            channel.write(request).whenFailure { error in
+                promise.fail(NVMeHostError.transportClosed("\(error)"))
+            }
+            let channel = self.channel
+            channel.eventLoop.execute { channel.flush() }
+        } else {
+            channel.writeAndFlush(request).whenFailure { error in
+                promise.fail(NVMeHostError.transportClosed("\(error)"))
+            }
         }
         return promise.futureResult
     }

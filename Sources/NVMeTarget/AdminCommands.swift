@@ -117,6 +117,9 @@ struct AdminCommands {
         let fields = GetLogPageCommandFields(cdw10: sqe.cdw10, cdw11: sqe.cdw11, cdw12: sqe.cdw12, cdw13: sqe.cdw13, cdw14: sqe.cdw14)
         guard fields.offset % 4 == 0 else { return .failure(.invalidField) }
         let length = fields.lengthInBytes
+        // NUMD may ask for up to 16 GiB: the host's buffer (the SGL) and MDTS bound what we build.
+        guard length <= limits.maxDataTransferSize else { return .failure(.invalidField) }
+        guard length == Int(sqe.dataPointer.length) else { return .failure(.dataSGLLengthInvalid) }
         let page: ByteBuffer
         switch (fields.logPage, controller.isDiscovery) {
         case (.discovery, true):

@@ -50,7 +50,7 @@ public final class NVMeTCPTarget: Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(QueueConnection(context: context, listener: listener))
+                        try channel.pipeline.syncOperations.addHandler(QueueConnection(context: context, listener: listener, isDiscoveryListener: isDiscovery))
                     }
                 }
                 .bind(host: listener.host, port: listener.port).get()

@@ -50,9 +50,13 @@ final class QueueConnection: ChannelInboundHandler {
     /// The controller and queue ID once Connect succeeded; kept through `.closing` for teardown.
     var attachment: (controller: Controller, queueID: UInt16)?
 
-    init(context: TargetContext, listener: ListenerConfiguration) {
+    /// A connection on the discovery listener may only reach the discovery subsystem.
+    let isDiscoveryListener: Bool
+
+    init(context: TargetContext, listener: ListenerConfiguration, isDiscoveryListener: Bool = false) {
         self.context = context
         self.listener = listener
+        self.isDiscoveryListener = isDiscoveryListener
         self.logger = context.logger
     }
 
@@ -369,7 +373,8 @@ final class QueueConnection: ChannelInboundHandler {
         guard command.recordFormat == 0 else { return .failure(.connectIncompatibleFormat) }
         // DW0 for Invalid Parameters: IATTR b16 = 1 when the offset is into the Connect data,
         // IPO b15:0 = the offending byte (NVMe over Fabrics spec 1.1 Figure 21).
-        guard let subsystem = context.subsystem(nqn: connectData.subsystemNQN) else {
+        guard let subsystem = context.subsystem(nqn: connectData.subsystemNQN),
+              !isDiscoveryListener || subsystem.kind == .discovery else {
             log.warning("connect refused: unknown subsystem")
             return .failure(.connectInvalidParameters, dw0: 0x0001_0100)
         }

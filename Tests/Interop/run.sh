@@ -326,4 +326,30 @@ for t in main acl file; do
     note "$t target: $STOPPED"
 done
 if [ -z "$bad" ]; then pass target-shutdown-sigterm; else fail target-shutdown-sigterm "${bad% ;}"; fi
+
+# ---- nvmet.sh: Halyard's initiator (`halyard nvme ...`) against the guest kernel's nvmet ---------
+# A separate boot run by nvmet.sh (see its header); its PASS/FAIL lines are counted here, its own
+# "nvmet: N passed, N failed" line is shown as a note, its logs go to last-run/nvmet/.
+# Registered in TPID so that cleanup stops it (and so its guest) if this run is interrupted.
+exec {NVFD}< <(HALYARD_INTEROP_CACHE="$CACHE" NVMET_LOGS="$LOGS/nvmet" INTEROP_VERBOSE="$VERBOSE" \
+               "$HERE/nvmet.sh" "$BIN" 2>&1)
+TPID[nvmet-suite]=$!
+nv_before=$NFAIL
+while IFS= read -r -u "$NVFD" line; do
+    case "$line" in
+        "PASS "*) line=${line#PASS }; pass "${line%% *}" ;;
+        "FAIL "*) line=${line#FAIL }; n=${line%% *} r=${line#* }
+                  [ "$r" = "$line" ] && r=; r=${r#(}; fail "$n" "${r%)}" ;;
+        "  | "*)  echo "$line" ;;
+        "logs: "*) note "logs: $CACHE/last-run/nvmet/" ;;   # where cleanup moves $LOGS
+        *)        note "$line" ;;
+    esac
+done
+exec {NVFD}<&-
+wait "${TPID[nvmet-suite]}"; nv_rc=$?
+unset 'TPID[nvmet-suite]'
+for c in $(sed -n 's/^# CHECKS: //p' "$HERE/nvmet.sh"); do
+    [ -n "${REPORTED[$c]:-}" ] || fail "$c" "not reported by nvmet.sh (rc=$nv_rc)"
+done
+[ "$nv_rc" != 0 ] && [ "$NFAIL" = "$nv_before" ] && fail nvmet-run "nvmet.sh exited with status $nv_rc but reported no failure"
 finish

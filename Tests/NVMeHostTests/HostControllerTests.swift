@@ -20,12 +20,14 @@ struct HostControllerTests {
         let address: TransportAddress
         let discovery: TransportAddress
 
-        static func start(device: any BlockDevice = MemoryBlockDevice(blockSize: 512, blockCount: 1 << 17)) async throws -> Fixture {
+        static func start(device: any BlockDevice = MemoryBlockDevice(blockSize: 512, blockCount: 1 << 17),
+                          limits: TargetLimits = TargetLimits()) async throws -> Fixture {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
             let config = TargetConfiguration(
                 listeners: [ListenerConfiguration(host: "127.0.0.1", port: 0)],
                 discoveryListener: ListenerConfiguration(host: "127.0.0.1", port: 0),
-                subsystems: [SubsystemConfiguration(nqn: HostControllerTests.nqn, namespaces: [NamespaceConfiguration(device: device)])])
+                subsystems: [SubsystemConfiguration(nqn: HostControllerTests.nqn, namespaces: [NamespaceConfiguration(device: device)])],
+                limits: limits)
             var logger = Logger(label: "host-test-target")
             logger.logLevel = .critical
             let target = NVMeTCPTarget(configuration: config, group: group, logger: logger)
@@ -46,8 +48,9 @@ struct HostControllerTests {
     }
 
     func withFixture(device: any BlockDevice = MemoryBlockDevice(blockSize: 512, blockCount: 1 << 17),
+                     limits: TargetLimits = TargetLimits(),
                      _ body: (Fixture) async throws -> Void) async throws {
-        let f = try await Fixture.start(device: device)
+        let f = try await Fixture.start(device: device, limits: limits)
         do { try await body(f) } catch { await f.stop(); throw error }
         await f.stop()
     }
@@ -124,11 +127,15 @@ struct HostControllerTests {
 
     @Test("keep-alive holds the controller past KATO; shutdown removes it from the target")
     func keepAliveAndShutdown() async throws {
-        try await withFixture { f in
+        // KATO 2 s and a 5 s grace on the target: without keep-alives the controller would be gone
+        // after 7 s; with them it survives 10 s even if a loaded machine delays a few of them.
+        var limits = TargetLimits()
+        limits.keepAliveGrace = .seconds(5)
+        try await withFixture(limits: limits) { f in
             var options = ControllerOptions()
-            options.keepAliveTimeout = .seconds(1)
+            options.keepAliveTimeout = .seconds(2)
             let c = try await f.connect(options)
-            try await Task.sleep(for: .seconds(4))  // well past KATO + the target's 2 s grace
+            try await Task.sleep(for: .seconds(10))  // well past KATO + the target's grace
             #expect(try await c.submitIO(.read(nsid: 1, lba: 0, blocks: 1, blockSize: 512), readLength: 512).get().entry.status == .success)
             let subsystem = try #require(f.target.subsystems[Self.nqn])
             #expect(subsystem.controllers.count == 1)

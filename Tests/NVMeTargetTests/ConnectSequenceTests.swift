@@ -158,3 +158,31 @@ struct ConnectSequenceTests {
         }
     }
 }
+
+/// Regression for a fuzzer find: a Get Log Page whose NUMD asks for gigabytes must be refused,
+/// not built (it once made the target allocate NUMD bytes and trap above 4 GiB).
+@Suite("Target log page bounds")
+struct LogPageBoundsTests {
+    @Test("NUMD beyond MDTS or different from the SGL length is refused; the target keeps serving")
+    func hugeNUMD() async throws {
+        try await withTarget(try await .start(discovery: true)) { t in
+            let (q, _) = try await t.connectAdmin()
+            var huge = SubmissionQueueEntry.getLogPage(LogPageIdentifier.smart.rawValue, length: 4096)
+            huge.cdw10 |= 0xFFFF_0000
+            huge.cdw11 = 0xFFFF
+            #expect(try await q.execute(huge).0.status == .invalidField)
+            var mismatch = SubmissionQueueEntry.getLogPage(LogPageIdentifier.smart.rawValue, length: 512)
+            mismatch.dataPointer = .transport(length: 4096)
+            #expect(try await q.execute(mismatch).0.status == .dataSGLLengthInvalid)
+            #expect(try await q.execute(.getLogPage(LogPageIdentifier.smart.rawValue, length: 512)).0.status == .success)
+            await q.close()
+            let d = try await TestQueue.open(port: try #require(t.discoveryPort), group: t.group)
+            _ = try await d.bringUpAdmin(subsystemNQN: Subsystem.discoveryNQN, kato: 0)
+            var discoveryHuge = SubmissionQueueEntry.getLogPage(0x70, length: 4096, nsid: 0)
+            discoveryHuge.cdw10 |= 0xFFFF_0000
+            discoveryHuge.cdw11 = 0xFFFF
+            #expect(try await d.execute(discoveryHuge).0.status == .invalidField)
+            await d.close()
+        }
+    }
+}

@@ -102,6 +102,12 @@ struct ControllerLifecycleTests {
             // Discovery controllers have no I/O namespaces.
             #expect(try await q.execute(.identify(.namespace, nsid: 1)).0.status == .invalidField)
             await q.close()
+            // The discovery listener serves the discovery subsystem only.
+            let nvm = try await TestQueue.open(port: try #require(t.discoveryPort), group: t.group)
+            _ = try await nvm.handshake()
+            let refused = try await nvm.connect(queueID: 0, subsystemNQN: TargetFixture.nqn)
+            #expect(refused.status == .connectInvalidParameters && refused.dw0 == 0x0001_0100)
+            await nvm.close()
         }
     }
 }

@@ -1,0 +1,55 @@
+// swift-tools-version:6.2
+// libFuzzer targets for Halyard's NVMe/TCP decoders and target connection state machine.
+//
+// This is its own package (like swift-protobuf's FuzzTesting/) so the fuzzers, which get their
+// `main` from libFuzzer, never share a build with the `halyard` executable. Build it only through
+// `run.sh` (or the command in README.md): every target is compiled with `-parse-as-library` and
+// the fuzzer/address sanitizers, which a plain `swift build` does not add.
+import PackageDescription
+
+let fuzzer: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+
+let package = Package(
+    name: "HalyardFuzzTesting",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "FuzzPDUDecoder", targets: ["FuzzPDUDecoder"]),
+        .executable(name: "FuzzTargetConnection", targets: ["FuzzTargetConnection"]),
+    ],
+    dependencies: [
+        .package(name: "Halyard", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .target(
+            name: "FuzzCommon",
+            dependencies: [
+                .product(name: "NVMe", package: "Halyard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "FuzzPDUDecoder",
+            dependencies: [
+                "FuzzCommon",
+                .product(name: "NVMe", package: "Halyard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: fuzzer
+        ),
+        .executableTarget(
+            name: "FuzzTargetConnection",
+            dependencies: [
+                "FuzzCommon",
+                .product(name: "NVMe", package: "Halyard"),
+                .product(name: "NVMeTarget", package: "Halyard"),
+                .product(name: "Storage", package: "Halyard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: fuzzer
+        ),
+    ]
+)

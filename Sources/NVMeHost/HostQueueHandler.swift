@@ -40,7 +40,7 @@ final class HostQueueHandler: ChannelDuplexHandler {
     private(set) var maxH2CData = 4096
     private var ready = false
     private var context: ChannelHandlerContext?
-    private var cumulation: ByteBuffer?
+    private var framer = PDUFramer(maximumLength: 64 << 20)
     /// Slot i holds the command whose CID is i | generation << 12.
     private var slots: [Inflight?]
     private var freeSlots: [Int]
@@ -178,28 +178,16 @@ final class HostQueueHandler: ChannelDuplexHandler {
     // MARK: Receiving
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if var pending = cumulation {
-            pending.writeBuffer(&incoming)
-            cumulation = pending
-        } else {
-            cumulation = incoming
-        }
-        while var buffer = cumulation, buffer.readableBytes > 0, failure == nil {
+        framer.append(unwrapInboundIn(data))
+        while failure == nil {
             let decoded: DecodedPDU?
             do {
-                decoded = try NVMeTCPPDU.decode(from: &buffer, maximumLength: 64 << 20)
+                decoded = try framer.next()
             } catch {
-                cumulation = nil
-                abort(.protocolError(error.description))
+                abort(.protocolError(error.error.description))
                 return
             }
-            guard let decoded else {
-                buffer.discardReadBytes()
-                cumulation = buffer
-                return
-            }
-            cumulation = buffer.readableBytes > 0 ? buffer : nil
+            guard let decoded else { return }
             handle(decoded, context: context)
         }
     }

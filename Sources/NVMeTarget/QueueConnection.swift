@@ -40,7 +40,7 @@ final class QueueConnection: ChannelInboundHandler {
     var submissionQueueSize: UInt16 = 31
     var submissionQueueHead: UInt16 = 0
     var flowControlDisabled = false
-    var cumulation: ByteBuffer?
+    var framer: PDUFramer
     var transfers: [UInt16: PendingTransfer] = [:]
     var nextTransferTag: UInt16 = 0
     var outstanding = 0
@@ -57,6 +57,7 @@ final class QueueConnection: ChannelInboundHandler {
         self.context = context
         self.listener = listener
         self.isDiscoveryListener = isDiscoveryListener
+        self.framer = PDUFramer(maximumLength: context.limits.maximumPDULength)
         self.logger = context.logger
     }
 
@@ -103,38 +104,25 @@ final class QueueConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if var pending = cumulation {
-            pending.writeBuffer(&incoming)
-            cumulation = pending
-        } else {
-            cumulation = incoming
-        }
+        framer.append(unwrapInboundIn(data))
         inReadLoop = true
         defer { inReadLoop = false }
-        while var buffer = cumulation, buffer.readableBytes > 0 {
-            if case .closing = phase { cumulation = nil; return }
+        while true {
+            if case .closing = phase { return }
             let decoded: DecodedPDU?
             do {
-                decoded = try NVMeTCPPDU.decode(from: &buffer, maximumLength: self.context.limits.maximumPDULength)
+                decoded = try framer.next()
             } catch {
-                cumulation = nil
-                let fes: FatalErrorStatus = switch error.kind {
+                let fes: FatalErrorStatus = switch error.error.kind {
                 case .headerDigestMismatch: .headerDigestError
                 case .pduTooLarge: .dataTransferOutOfRange
                 default: .invalidHeaderField
                 }
-                terminate(fes, information: UInt32(error.offset), header: buffer, reason: error.description)
+                terminate(fes, information: UInt32(error.error.offset), header: error.offendingBytes, reason: error.error.description)
                 return
             }
-            guard let decoded else {
-                // Keep the partial PDU; drop consumed bytes so the buffer does not grow forever.
-                buffer.discardReadBytes()
-                cumulation = buffer
-                break
-            }
-            cumulation = buffer.readableBytes > 0 ? buffer : nil
-            handle(decoded, raw: nil)
+            guard let decoded else { return }
+            handle(decoded)
         }
     }
 
@@ -148,7 +136,7 @@ final class QueueConnection: ChannelInboundHandler {
 
     // MARK: PDU dispatch
 
-    private func handle(_ decoded: DecodedPDU, raw: ByteBuffer?) {
+    private func handle(_ decoded: DecodedPDU) {
         switch (phase, decoded.pdu) {
         case (.awaitingICReq, .icReq(let request)):
             acceptConnection(request)

@@ -90,7 +90,9 @@ extension FailoverTests {
             #expect(session.liveController != nil)
             // The recorder consumes the stream on its own task: give it time to catch up.
             #expect(await MP.eventually { recorder.contains(inOrder: [.live, .connecting, .live]) }, "\(recorder.states)")
-            #expect(recorder.states.filter { $0 == .connecting }.count == 1, "\(recorder.states)")
+            // (One outage, one reconnect — though a machine loaded enough to delay keep-alives past
+            // the target's limit can add another; that is correct behaviour, so only ≥ 1 is checked.)
+            #expect(recorder.states.filter { $0 == .connecting }.count >= 1, "\(recorder.states)")
 
             await session.close()
             #expect(session.state == .deleted)

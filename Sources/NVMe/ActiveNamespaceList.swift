@@ -23,25 +23,13 @@ public struct ActiveNamespaceList: Hashable, Sendable {
 
     /// Writes exactly 4096 bytes.
     public func encode(into buffer: inout ByteBuffer) {
-        let ids = namespaceIDs.prefix(Self.maximumCount)
-        for nsid in ids {
-            buffer.writeInteger(nsid, endianness: .little)
-        }
-        buffer.writeZeros(Self.encodedSize - 4 * ids.count)
+        NamespaceIDPage.encode(namespaceIDs.prefix(Self.maximumCount), into: &buffer)
     }
 
     /// Reads exactly 4096 bytes (stopping the list at the first zero); throws `.truncated` if fewer
     /// are readable.
     public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
-        guard var page = buffer.readSlice(length: Self.encodedSize) else {
-            throw NVMeWireError(
-                .truncated, offset: buffer.readableBytes,
-                "Active Namespace ID list needs 4096 bytes, have \(buffer.readableBytes)")
-        }
-        var ids: [UInt32] = []
-        while let nsid = page.readInteger(endianness: .little, as: UInt32.self), nsid != 0 {
-            ids.append(nsid)
-        }
+        let ids = try NamespaceIDPage.decode(from: &buffer, name: "Active Namespace ID list")
         self.namespaceIDs = ids
     }
 }

@@ -24,26 +24,13 @@ public struct ChangedNamespaceList: Hashable, Sendable {
 
     /// Writes exactly 4096 bytes.
     public func encode(into buffer: inout ByteBuffer) {
-        let ids: ArraySlice<UInt32> = isOverflow ? [Self.overflowMarker] : namespaceIDs[...]
-        for nsid in ids {
-            buffer.writeInteger(nsid, endianness: .little)
-        }
-        buffer.writeZeros(Self.encodedSize - 4 * ids.count)
+        NamespaceIDPage.encode(isOverflow ? [Self.overflowMarker] : namespaceIDs[...], into: &buffer)
     }
 
     /// Reads exactly 4096 bytes (the list ends at the first zero); throws `.truncated` if fewer are
     /// readable.
     public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
-        guard var page = buffer.readSlice(length: Self.encodedSize) else {
-            throw NVMeWireError(
-                .truncated, offset: buffer.readableBytes,
-                "Changed Namespace List needs 4096 bytes, have \(buffer.readableBytes)")
-        }
-        var ids: [UInt32] = []
-        while let nsid = page.readInteger(endianness: .little, as: UInt32.self), nsid != 0 {
-            ids.append(nsid)
-            if nsid == Self.overflowMarker && ids.count == 1 { break }
-        }
+        let ids = try NamespaceIDPage.decode(from: &buffer, name: "Changed Namespace List") { $0.count == 1 && $0[0] == Self.overflowMarker }
         self.namespaceIDs = ids
     }
 }

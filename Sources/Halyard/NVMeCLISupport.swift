@@ -16,7 +16,7 @@ struct NVMeConnectionOptions: ParsableArguments {
     var traddr: [String] = []
 
     @Option(name: [.customShort("s"), .customLong("trsvcid")],
-            help: ArgumentHelp("Target TCP port (repeatable, paired with -a; one -s applies to every -a; default 4420, 8009 for discover).",
+            help: ArgumentHelp("Target TCP port (repeatable, paired with -a; one -s applies to every -a; default 4420, 8009 for discover and connect-all).",
                                valueName: "PORT"))
     var trsvcid: [Int] = []
 
@@ -208,6 +208,8 @@ func describe(_ error: any Error) -> String {
         case .noPathConnected(let errors): text = "no path connected: " + errors.map(shortenConnectErrors).joined(separator: "; ")
         default: text = e.description
         }
+    case let e as SubsystemConnectionError: text = e.summary + ": " + describe(e.underlying)
+    case let e as DiscoveryError: text = e.summary + ": " + describe(e.underlying)
     case let e as NVMeWireError: text = "malformed data from the target: \(e)"
     default: text = "\(error)"
     }
@@ -259,6 +261,7 @@ final class NVMeCLISession {
     let options: ControllerOptions
     private var controllers: [NVMeController] = []
     private var devices: [MultipathDevice] = []
+    private var subsystems: [SubsystemConnection] = []
 
     init(_ common: NVMeConnectionOptions, threads: Int = 1) throws {
         identity = try common.hostIdentity()
@@ -282,14 +285,11 @@ final class NVMeCLISession {
     /// Connects one namespace over every path with failover (NVMeHost's `MultipathDevice`);
     /// closed by `close()`. Paths that are not up after connecting are reported as warnings.
     func connectMultipath(_ paths: [TransportAddress], nqn: String, nsid: UInt32, common: NVMeConnectionOptions) async throws -> MultipathDevice {
-        var logger = Logger(label: "halyard.nvme")
-        // Its per-path warnings are summarised below in one line each.
-        if logger.logLevel == .warning { logger.logLevel = .error }
         let device: MultipathDevice
         do {
             device = try await MultipathDevice.connect(paths: paths, subsystemNQN: nqn, namespaceID: nsid, identity: identity,
                                                        options: options, sessionOptions: common.sessionOptions(),
-                                                       group: group, logger: logger)
+                                                       group: group, logger: Self.multipathLogger())
         } catch {
             throw CLIError("connect to \(nqn) failed: \(describe(error))")
         }
@@ -300,10 +300,40 @@ final class NVMeCLISession {
         return device
     }
 
+    /// Connects `nqn` on every path (NVMeHost's `SubsystemConnection`: a controller per path,
+    /// and with `multipath` a `MultipathDevice` per namespace); closed by `close()`. Failures are
+    /// in the result, not thrown.
+    func connectSubsystem(_ nqn: String, paths: [TransportAddress], multipath: Bool, common: NVMeConnectionOptions) async -> SubsystemConnection {
+        let connection = await SubsystemConnection.connect(subsystemNQN: nqn, paths: paths, identity: identity, options: options,
+                                                           sessionOptions: common.sessionOptions(), multipath: multipath,
+                                                           group: group, logger: Self.multipathLogger())
+        subsystems.append(connection)
+        return connection
+    }
+
+    /// `connectSubsystem` with multipath devices for every subsystem discovery found (all at once).
+    func connectAll(_ discovered: [DiscoveredSubsystem], common: NVMeConnectionOptions) async -> [SubsystemConnection] {
+        let connections = await SubsystemConnection.connectAll(discovered, identity: identity, options: options,
+                                                               sessionOptions: common.sessionOptions(), group: group,
+                                                               logger: Self.multipathLogger())
+        subsystems += connections
+        return connections
+    }
+
+    /// The library logger for multipath connects: its per-path warnings are reported by the
+    /// commands themselves, in one line each.
+    static func multipathLogger() -> Logger {
+        var logger = Logger(label: "halyard.nvme")
+        if logger.logLevel == .warning { logger.logLevel = .error }
+        return logger
+    }
+
     /// Shuts every connected controller down (CC.SHN) and stops the event loops.
     func close() async {
         for d in devices { await d.close() }
         devices.removeAll()
+        for s in subsystems { await s.close() }
+        subsystems.removeAll()
         for c in controllers { await c.shutdown() }
         controllers.removeAll()
         try? await group.shutdownGracefully()

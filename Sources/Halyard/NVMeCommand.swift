@@ -1,7 +1,7 @@
 import ArgumentParser
 
-/// `halyard nvme`: Halyard's userspace NVMe/TCP initiator as a tool (discover, connect, identify,
-/// read, write, verify, perf).
+/// `halyard nvme`: Halyard's userspace NVMe/TCP initiator as a tool (discover, connect,
+/// connect-all, identify, read, write, verify, perf).
 struct NVMeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nvme",

@@ -18,7 +18,7 @@ struct NVMeDiscoverCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
-    static let discoveryNQN = "nqn.2014-08.org.nvmexpress.discovery"
+    static let discoveryNQN = NVMeDiscovery.discoveryNQN
 
     struct Record: Encodable, Hashable {
         var trtype: String
@@ -43,9 +43,7 @@ struct NVMeDiscoverCommand: AsyncParsableCommand {
     func run() async throws {
         try await runNVMeCommand(logLevel: common.logLevel) {
             let nqn = common.nqn ?? Self.discoveryNQN
-            var options = common.controllerOptions()
-            options.ioQueueCount = 0
-            options.keepAliveTimeout = .zero
+            let options = DiscoveryOptions(controller: common.controllerOptions()).controller
             let session = try NVMeCLISession(common)
             let output = try await session.run { session in
                 var genctr: UInt64 = 0
@@ -92,27 +90,9 @@ struct NVMeDiscoverCommand: AsyncParsableCommand {
     }
 
     static func record(_ e: DiscoveryLogEntry) -> Record {
-        let trtype = switch e.transportType {
-        case .tcp: "tcp"
-        case .rdma: "rdma"
-        case .fibreChannel: "fc"
-        case .loop: "loop"
-        default: "unrecognized (\(e.transportType.rawValue))"
-        }
-        let adrfam = switch e.addressFamily {
-        case .ipv4: "ipv4"
-        case .ipv6: "ipv6"
-        case .infiniBand: "infiniband"
-        case .fibreChannel: "fibre-channel"
-        case .pci: "pci"
-        default: "unrecognized (\(e.addressFamily.rawValue))"
-        }
-        let subtype = switch e.subsystemType {
-        case .referral: "referral"
-        case .nvmSubsystem: "nvme subsystem"
-        case .currentDiscoverySubsystem: "current discovery subsystem"
-        default: "unrecognized (\(e.subsystemType.rawValue))"
-        }
+        let trtype = e.transportType.name
+        let adrfam = e.addressFamily.name
+        let subtype = e.subsystemType.name
         let treq = switch e.transportRequirements & 0x3 {
         case 0: "not specified"
         case 1: "required"

@@ -5,6 +5,7 @@ enum NVMeSubcommands {
     static let all: [any ParsableCommand.Type] = [
         NVMeDiscoverCommand.self,
         NVMeConnectCommand.self,
+        NVMeConnectAllCommand.self,
         NVMeIdentifyCommand.self,
         NVMeReadCommand.self,
         NVMeWriteCommand.self,

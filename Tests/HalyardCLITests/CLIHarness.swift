@@ -176,24 +176,27 @@ struct CLITarget {
     let device: MemoryBlockDevice
     let ports: [Int]
     let discoveryPort: Int
+    /// The subsystem's NQN (`nqn` unless started with another).
+    let subsystemNQN: String
 
     var port: String { String(ports[0]) }
 
-    /// `wrap` puts something (a fault injector) between the namespace and its RAM device.
-    static func start(blockSize: Int = 512, blockCount: UInt64 = 1 << 17,
-                      wrap: (MemoryBlockDevice) -> any BlockDevice = { $0 }) async throws -> CLITarget {
+    /// `wrap` puts something (a fault injector) between the namespace and its RAM device;
+    /// `advertise` is the listeners' address in discovery log entries (default: 127.0.0.1).
+    static func start(blockSize: Int = 512, blockCount: UInt64 = 1 << 17, nqn: String = CLITarget.nqn, listeners: Int = 2,
+                      advertise: String? = nil, wrap: (MemoryBlockDevice) -> any BlockDevice = { $0 }) async throws -> CLITarget {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let device = MemoryBlockDevice(blockSize: blockSize, blockCount: blockCount)
         let config = TargetConfiguration(
-            listeners: [ListenerConfiguration(host: "127.0.0.1", port: 0), ListenerConfiguration(host: "127.0.0.1", port: 0)],
+            listeners: (0..<listeners).map { _ in ListenerConfiguration(host: "127.0.0.1", port: 0, advertisedHost: advertise) },
             discoveryListener: ListenerConfiguration(host: "127.0.0.1", port: 0),
             subsystems: [SubsystemConfiguration(nqn: nqn, namespaces: [NamespaceConfiguration(device: wrap(device))])])
         var logger = Logger(label: "cli-test-target")
         logger.logLevel = .critical
         let target = NVMeTCPTarget(configuration: config, group: group, logger: logger)
         let bound = try await target.start()
-        return CLITarget(target: target, group: group, device: device, ports: [bound[0].port!, bound[1].port!],
-                         discoveryPort: bound[2].port!)
+        return CLITarget(target: target, group: group, device: device, ports: bound.dropLast().map { $0.port! },
+                         discoveryPort: bound[listeners].port!, subsystemNQN: nqn)
     }
 
     func stop() async {
@@ -206,7 +209,7 @@ struct CLITarget {
 
     /// Every (host NQN, host ID) of the controllers connected right now.
     func connectedHosts() -> [HostSeen] {
-        (target.subsystems[Self.nqn]?.controllers ?? []).map { HostSeen(hostNQN: $0.hostNQN, hostID: $0.hostID) }
+        (target.subsystems[subsystemNQN]?.controllers ?? []).map { HostSeen(hostNQN: $0.hostNQN, hostID: $0.hostID) }
     }
 
     /// Collects the hosts connected while `body` runs (polled every 5 ms).

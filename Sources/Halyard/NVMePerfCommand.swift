@@ -401,16 +401,15 @@ final class PerfWorker {
         let lba = slot &* UInt64(plan.blocksPerIO)
         inflight += 1
         let start = NIODeadline.now().uptimeNanoseconds
-        let future: EventLoopFuture<CommandCompletion>
-        if isRead {
-            future = queue.submit(.read(nsid: plan.nsid, lba: lba, blocks: plan.blocksPerIO, blockSize: plan.blockSize),
-                                  readLength: plan.ioSize, timeout: plan.ioTimeout)
-        } else {
-            future = queue.submit(.write(nsid: plan.nsid, lba: lba, blocks: plan.blocksPerIO), data: writeData, timeout: plan.ioTimeout)
+        let completion: CommandCompletionHandler = { [self] outcome in
+            completed(outcome, isRead: isRead, lba: lba, start: start)
         }
-        let me = NIOLoopBound(self, eventLoop: loop)
-        future.whenComplete { outcome in
-            me.value.completed(outcome, isRead: isRead, lba: lba, start: start)
+        if isRead {
+            queue.submitOnEventLoop(.read(nsid: plan.nsid, lba: lba, blocks: plan.blocksPerIO, blockSize: plan.blockSize),
+                                    readLength: plan.ioSize, timeout: plan.ioTimeout, completion: completion)
+        } else {
+            queue.submitOnEventLoop(.write(nsid: plan.nsid, lba: lba, blocks: plan.blocksPerIO), data: writeData,
+                                    timeout: plan.ioTimeout, completion: completion)
         }
     }
 

@@ -24,23 +24,34 @@ public struct CompletionQueueEntry: Hashable, Sendable {
     }
 
     public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(dw0, endianness: .little)
-        buffer.writeInteger(dw1, endianness: .little)
-        buffer.writeInteger(submissionQueueHead, endianness: .little)
-        buffer.writeInteger(submissionQueueID, endianness: .little)
-        buffer.writeInteger(commandID, endianness: .little)
-        buffer.writeInteger(status.wire, endianness: .little)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.encodedSize) { bytes in
+            store(into: bytes, at: 0)
+            return Self.encodedSize
+        }
+    }
+
+    /// Writes the 16 bytes at `offset` of `bytes`.
+    func store(into bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
+        bytes.storeLittleEndian(dw0, at: offset)
+        bytes.storeLittleEndian(dw1, at: offset + 4)
+        bytes.storeLittleEndian(submissionQueueHead, at: offset + 8)
+        bytes.storeLittleEndian(submissionQueueID, at: offset + 10)
+        bytes.storeLittleEndian(commandID, at: offset + 12)
+        bytes.storeLittleEndian(status.wire, at: offset + 14)
+    }
+
+    /// Reads the 16 bytes at `offset` of `bytes`.
+    init(loading bytes: UnsafeRawBufferPointer, at offset: Int) {
+        self.init(dw0: bytes.loadLittleEndian(at: offset), dw1: bytes.loadLittleEndian(at: offset + 4),
+                  submissionQueueHead: bytes.loadLittleEndian(at: offset + 8), submissionQueueID: bytes.loadLittleEndian(at: offset + 10),
+                  commandID: bytes.loadLittleEndian(at: offset + 12), status: NVMeStatus(wire: bytes.loadLittleEndian(at: offset + 14)))
     }
 
     public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
         guard buffer.readableBytes >= Self.encodedSize else {
             throw NVMeWireError(.truncated, offset: 0, "CQE needs 16 bytes, have \(buffer.readableBytes)")
         }
-        dw0 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        dw1 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        submissionQueueHead = buffer.readInteger(endianness: .little, as: UInt16.self)!
-        submissionQueueID = buffer.readInteger(endianness: .little, as: UInt16.self)!
-        commandID = buffer.readInteger(endianness: .little, as: UInt16.self)!
-        status = NVMeStatus(wire: buffer.readInteger(endianness: .little, as: UInt16.self)!)
+        self = buffer.withUnsafeReadableBytes { Self(loading: $0, at: 0) }
+        buffer.moveReaderIndex(forwardBy: Self.encodedSize)
     }
 }

@@ -86,52 +86,48 @@ public enum NVMeTCPPDU: Hashable, Sendable {
         let pdo = dataLength > 0 && type != .h2cTermReq && type != .c2hTermReq ? dataStart : 0
         let plen = dataStart + dataLength + (dd ? Self.digestSize : 0)
 
-        let headerStart = buffer.writerIndex
-        buffer.writeInteger(type.rawValue)
-        buffer.writeInteger(flags.rawValue)
-        buffer.writeInteger(UInt8(hlen))
-        buffer.writeInteger(UInt8(pdo))
-        buffer.writeInteger(UInt32(plen), endianness: .little)
-        switch self {
-        case .icReq(let r):
-            buffer.writeInteger(r.pduFormatVersion, endianness: .little)
-            buffer.writeInteger(r.hostPDUDataAlignment)
-            buffer.writeInteger(UInt8((r.headerDigest ? 1 : 0) | (r.dataDigest ? 2 : 0)))
-            buffer.writeInteger(r.maxR2T, endianness: .little)
-            buffer.writeZeros(128 - 16)
-        case .icResp(let r):
-            buffer.writeInteger(r.pduFormatVersion, endianness: .little)
-            buffer.writeInteger(r.controllerPDUDataAlignment)
-            buffer.writeInteger(UInt8((r.headerDigest ? 1 : 0) | (r.dataDigest ? 2 : 0)))
-            buffer.writeInteger(r.maxH2CData, endianness: .little)
-            buffer.writeZeros(128 - 16)
-        case .h2cTermReq(let t), .c2hTermReq(let t):
-            buffer.writeInteger(t.status, endianness: .little)
-            buffer.writeInteger(t.information, endianness: .little)
-            buffer.writeZeros(24 - 14)
-        case .capsuleCommand(let c):
-            c.command.encode(into: &buffer)
-        case .capsuleResponse(let r):
-            r.completion.encode(into: &buffer)
-        case .h2cData(let d), .c2hData(let d):
-            buffer.writeInteger(d.commandID, endianness: .little)
-            buffer.writeInteger(d.transferTag, endianness: .little)
-            buffer.writeInteger(d.dataOffset, endianness: .little)
-            buffer.writeInteger(UInt32(dataLength), endianness: .little)
-            buffer.writeZeros(4)
-        case .r2t(let r):
-            buffer.writeInteger(r.commandID, endianness: .little)
-            buffer.writeInteger(r.transferTag, endianness: .little)
-            buffer.writeInteger(r.offset, endianness: .little)
-            buffer.writeInteger(r.length, endianness: .little)
-            buffer.writeZeros(4)
-        }
-        assert(buffer.writerIndex - headerStart == hlen, "PDU header of \(type) has \(buffer.writerIndex - headerStart) bytes")
-        if hd {
-            let crc = buffer.withUnsafeReadableBytes { all in
-                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: all[(headerStart - buffer.readerIndex)...]))
+        let pdu = self
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: dataStart) { bytes in
+            // Reserved bytes are zero; the fields below overwrite the rest.
+            UnsafeMutableRawBufferPointer(rebasing: bytes[0..<hlen]).initializeMemory(as: UInt8.self, repeating: 0)
+            bytes.storeLittleEndian(type.rawValue, at: 0)
+            bytes.storeLittleEndian(flags.rawValue, at: 1)
+            bytes.storeLittleEndian(UInt8(hlen), at: 2)
+            bytes.storeLittleEndian(UInt8(pdo), at: 3)
+            bytes.storeLittleEndian(UInt32(plen), at: 4)
+            switch pdu {
+            case .icReq(let r):
+                bytes.storeLittleEndian(r.pduFormatVersion, at: 8)
+                bytes.storeLittleEndian(r.hostPDUDataAlignment, at: 10)
+                bytes.storeLittleEndian(UInt8((r.headerDigest ? 1 : 0) | (r.dataDigest ? 2 : 0)), at: 11)
+                bytes.storeLittleEndian(r.maxR2T, at: 12)
+            case .icResp(let r):
+                bytes.storeLittleEndian(r.pduFormatVersion, at: 8)
+                bytes.storeLittleEndian(r.controllerPDUDataAlignment, at: 10)
+                bytes.storeLittleEndian(UInt8((r.headerDigest ? 1 : 0) | (r.dataDigest ? 2 : 0)), at: 11)
+                bytes.storeLittleEndian(r.maxH2CData, at: 12)
+            case .h2cTermReq(let t), .c2hTermReq(let t):
+                bytes.storeLittleEndian(t.status, at: 8)
+                bytes.storeLittleEndian(t.information, at: 10)
+            case .capsuleCommand(let c):
+                c.command.store(into: bytes, at: 8)
+            case .capsuleResponse(let r):
+                r.completion.store(into: bytes, at: 8)
+            case .h2cData(let d), .c2hData(let d):
+                bytes.storeLittleEndian(d.commandID, at: 8)
+                bytes.storeLittleEndian(d.transferTag, at: 10)
+                bytes.storeLittleEndian(d.dataOffset, at: 12)
+                bytes.storeLittleEndian(UInt32(dataLength), at: 16)
+            case .r2t(let r):
+                bytes.storeLittleEndian(r.commandID, at: 8)
+                bytes.storeLittleEndian(r.transferTag, at: 10)
+                bytes.storeLittleEndian(r.offset, at: 12)
+                bytes.storeLittleEndian(r.length, at: 16)
             }
-            buffer.writeInteger(crc, endianness: .little)
+            if hd {
+                bytes.storeLittleEndian(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<hlen])), at: hlen)
+            }
+            return dataStart
         }
     }
 
@@ -145,11 +141,12 @@ public enum NVMeTCPPDU: Hashable, Sendable {
     public static func decode(from buffer: inout ByteBuffer, maximumLength: Int) throws(NVMeWireError) -> DecodedPDU? {
         guard buffer.readableBytes >= commonHeaderSize else { return nil }
         let start = buffer.readerIndex
-        let rawType = buffer.getInteger(at: start, as: UInt8.self)!
-        let flags = PDUFlags(rawValue: buffer.getInteger(at: start + 1, as: UInt8.self)!)
-        let hlen = Int(buffer.getInteger(at: start + 2, as: UInt8.self)!)
-        let pdo = Int(buffer.getInteger(at: start + 3, as: UInt8.self)!)
-        let plen = Int(buffer.getInteger(at: start + 4, endianness: .little, as: UInt32.self)!)
+        let common = buffer.withUnsafeReadableBytes { $0.loadLittleEndian(at: 0, as: UInt64.self) }
+        let rawType = UInt8(truncatingIfNeeded: common)
+        let flags = PDUFlags(rawValue: UInt8(truncatingIfNeeded: common >> 8))
+        let hlen = Int(UInt8(truncatingIfNeeded: common >> 16))
+        let pdo = Int(UInt8(truncatingIfNeeded: common >> 24))
+        let plen = Int(UInt32(truncatingIfNeeded: common >> 32))
 
         guard let type = PDUType(rawValue: rawType) else {
             throw NVMeWireError(.unsupportedPDUType, offset: 0, "unknown PDU type 0x\(String(rawType, radix: 16))")
@@ -220,53 +217,52 @@ public enum NVMeTCPPDU: Hashable, Sendable {
             dataDigestValid = CRC32C.checksum(data) == expected
         }
 
-        var header = buffer.getSlice(at: start + commonHeaderSize, length: hlen - commonHeaderSize)!
-        let pdu: NVMeTCPPDU
-        switch type {
-        case .icReq, .icResp:
-            let pfv = header.readInteger(endianness: .little, as: UInt16.self)!
-            let alignment = header.readInteger(as: UInt8.self)!
-            let digest = header.readInteger(as: UInt8.self)!
-            let value = header.readInteger(endianness: .little, as: UInt32.self)!
-            if type == .icReq {
-                pdu = .icReq(ICReq(pduFormatVersion: pfv, hostPDUDataAlignment: alignment, headerDigest: digest & 1 != 0,
-                                   dataDigest: digest & 2 != 0, maxR2T: value))
-            } else {
-                pdu = .icResp(ICResp(pduFormatVersion: pfv, controllerPDUDataAlignment: alignment,
-                                     headerDigest: digest & 1 != 0, dataDigest: digest & 2 != 0, maxH2CData: value))
+        // The type-specific header, read in place (hlen bytes are there: plen >= hlen was checked).
+        let (pdu, datal) = buffer.withUnsafeReadableBytes { bytes -> (NVMeTCPPDU, UInt32) in
+            let h = UnsafeRawBufferPointer(rebasing: bytes[0..<hlen])
+            switch type {
+            case .icReq, .icResp:
+                let pfv = h.loadLittleEndian(at: 8, as: UInt16.self)
+                let alignment = h.loadLittleEndian(at: 10, as: UInt8.self)
+                let digest = h.loadLittleEndian(at: 11, as: UInt8.self)
+                let value = h.loadLittleEndian(at: 12, as: UInt32.self)
+                if type == .icReq {
+                    return (.icReq(ICReq(pduFormatVersion: pfv, hostPDUDataAlignment: alignment, headerDigest: digest & 1 != 0,
+                                         dataDigest: digest & 2 != 0, maxR2T: value)), 0)
+                }
+                return (.icResp(ICResp(pduFormatVersion: pfv, controllerPDUDataAlignment: alignment,
+                                       headerDigest: digest & 1 != 0, dataDigest: digest & 2 != 0, maxH2CData: value)), 0)
+            case .h2cTermReq, .c2hTermReq:
+                let t = TerminationRequest(rawStatus: h.loadLittleEndian(at: 8), information: h.loadLittleEndian(at: 10),
+                                           offendingHeader: data)
+                return (type == .h2cTermReq ? .h2cTermReq(t) : .c2hTermReq(t), 0)
+            case .capsuleCommand:
+                return (.capsuleCommand(CapsuleCommand(command: SubmissionQueueEntry(loading: h, at: 8), data: data)), 0)
+            case .capsuleResponse:
+                return (.capsuleResponse(CapsuleResponse(completion: CompletionQueueEntry(loading: h, at: 8))), 0)
+            case .h2cData, .c2hData:
+                let d = DataTransfer(commandID: h.loadLittleEndian(at: 8), transferTag: h.loadLittleEndian(at: 10),
+                                     dataOffset: h.loadLittleEndian(at: 12), last: flags.contains(.lastPDU),
+                                     success: flags.contains(.success), data: data)
+                return (type == .h2cData ? .h2cData(d) : .c2hData(d), h.loadLittleEndian(at: 16))
+            case .r2t:
+                let r = ReadyToTransfer(commandID: h.loadLittleEndian(at: 8), transferTag: h.loadLittleEndian(at: 10),
+                                        offset: h.loadLittleEndian(at: 12), length: h.loadLittleEndian(at: 16))
+                return (.r2t(r), 0)
             }
-        case .h2cTermReq, .c2hTermReq:
-            let status = header.readInteger(endianness: .little, as: UInt16.self)!
-            let information = header.readInteger(endianness: .little, as: UInt32.self)!
-            let t = TerminationRequest(rawStatus: status, information: information, offendingHeader: data)
-            pdu = type == .h2cTermReq ? .h2cTermReq(t) : .c2hTermReq(t)
-        case .capsuleCommand:
-            let sqe = try SubmissionQueueEntry(decoding: &header)
-            pdu = .capsuleCommand(CapsuleCommand(command: sqe, data: data))
-        case .capsuleResponse:
-            let cqe = try CompletionQueueEntry(decoding: &header)
-            pdu = .capsuleResponse(CapsuleResponse(completion: cqe))
+        }
+        switch pdu {
         case .h2cData, .c2hData:
-            let cid = header.readInteger(endianness: .little, as: UInt16.self)!
-            let ttag = header.readInteger(endianness: .little, as: UInt16.self)!
-            let datao = header.readInteger(endianness: .little, as: UInt32.self)!
-            let datal = header.readInteger(endianness: .little, as: UInt32.self)!
             guard datal == dataLength else {
                 throw NVMeWireError(.invalidField, offset: 16, "DATAL \(datal) but the PDU holds \(dataLength) data bytes")
             }
             if flags.contains(.success) && (type == .h2cData || !flags.contains(.lastPDU)) {
                 throw NVMeWireError(.invalidField, offset: 1, "SUCCESS flag only on the last C2HData")
             }
-            let d = DataTransfer(commandID: cid, transferTag: ttag, dataOffset: datao, last: flags.contains(.lastPDU),
-                                 success: flags.contains(.success), data: data)
-            pdu = type == .h2cData ? .h2cData(d) : .c2hData(d)
-        case .r2t:
-            let cid = header.readInteger(endianness: .little, as: UInt16.self)!
-            let ttag = header.readInteger(endianness: .little, as: UInt16.self)!
-            let offset = header.readInteger(endianness: .little, as: UInt32.self)!
-            let length = header.readInteger(endianness: .little, as: UInt32.self)!
-            guard length > 0 else { throw NVMeWireError(.invalidField, offset: 16, "R2TL must not be 0") }
-            pdu = .r2t(ReadyToTransfer(commandID: cid, transferTag: ttag, offset: offset, length: length))
+        case .r2t(let r):
+            guard r.length > 0 else { throw NVMeWireError(.invalidField, offset: 16, "R2TL must not be 0") }
+        default:
+            break
         }
         buffer.moveReaderIndex(forwardBy: plen)
         return DecodedPDU(pdu: pdu, headerDigest: hd, dataDigest: dd, dataDigestValid: dataDigestValid)

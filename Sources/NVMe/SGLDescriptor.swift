@@ -42,21 +42,34 @@ public struct SGLDescriptor: Hashable, Sendable {
     public static let encodedSize = 16
 
     public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(address, endianness: .little)
-        buffer.writeInteger(length, endianness: .little)
-        buffer.writeInteger(UInt8(truncatingIfNeeded: reserved))
-        buffer.writeInteger(UInt16(truncatingIfNeeded: reserved >> 8), endianness: .little)
-        buffer.writeInteger(identifier)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.encodedSize) { bytes in
+            store(into: bytes, at: 0)
+            return Self.encodedSize
+        }
+    }
+
+    /// Writes the 16 bytes at `offset` of `bytes`.
+    func store(into bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
+        bytes.storeLittleEndian(address, at: offset)
+        bytes.storeLittleEndian(length, at: offset + 8)
+        bytes.storeLittleEndian(UInt8(truncatingIfNeeded: reserved), at: offset + 12)
+        bytes.storeLittleEndian(UInt16(truncatingIfNeeded: reserved >> 8), at: offset + 13)
+        bytes.storeLittleEndian(identifier, at: offset + 15)
+    }
+
+    /// Reads the 16 bytes at `offset` of `bytes`.
+    init(loading bytes: UnsafeRawBufferPointer, at offset: Int) {
+        let r0 = bytes.loadLittleEndian(at: offset + 12, as: UInt8.self)
+        let r1 = bytes.loadLittleEndian(at: offset + 13, as: UInt16.self)
+        self.init(address: bytes.loadLittleEndian(at: offset), length: bytes.loadLittleEndian(at: offset + 8),
+                  reserved: UInt32(r0) | UInt32(r1) << 8, identifier: bytes.loadLittleEndian(at: offset + 15))
     }
 
     public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
-        guard buffer.readableBytes >= Self.encodedSize,
-              let address = buffer.readInteger(endianness: .little, as: UInt64.self),
-              let length = buffer.readInteger(endianness: .little, as: UInt32.self),
-              let r0 = buffer.readInteger(as: UInt8.self),
-              let r1 = buffer.readInteger(endianness: .little, as: UInt16.self),
-              let identifier = buffer.readInteger(as: UInt8.self)
-        else { throw NVMeWireError(.truncated, offset: 0, "SGL descriptor needs 16 bytes") }
-        self.init(address: address, length: length, reserved: UInt32(r0) | UInt32(r1) << 8, identifier: identifier)
+        guard buffer.readableBytes >= Self.encodedSize else {
+            throw NVMeWireError(.truncated, offset: 0, "SGL descriptor needs 16 bytes")
+        }
+        self = buffer.withUnsafeReadableBytes { Self(loading: $0, at: 0) }
+        buffer.moveReaderIndex(forwardBy: Self.encodedSize)
     }
 }

@@ -57,37 +57,49 @@ public struct SubmissionQueueEntry: Hashable, Sendable {
     public var dataDirection: DataDirection { DataDirection(rawValue: opcode & 0x3) ?? .none }
 
     public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(opcode)
-        buffer.writeInteger(flags)
-        buffer.writeInteger(commandID, endianness: .little)
-        buffer.writeInteger(namespaceID, endianness: .little)
-        buffer.writeInteger(cdw2, endianness: .little)
-        buffer.writeInteger(cdw3, endianness: .little)
-        buffer.writeInteger(metadataPointer, endianness: .little)
-        dataPointer.encode(into: &buffer)
-        for dword in [cdw10, cdw11, cdw12, cdw13, cdw14, cdw15] {
-            buffer.writeInteger(dword, endianness: .little)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.encodedSize) { bytes in
+            store(into: bytes, at: 0)
+            return Self.encodedSize
         }
+    }
+
+    /// Writes the 64 bytes at `offset` of `bytes`.
+    func store(into bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
+        bytes.storeLittleEndian(opcode, at: offset)
+        bytes.storeLittleEndian(flags, at: offset + 1)
+        bytes.storeLittleEndian(commandID, at: offset + 2)
+        bytes.storeLittleEndian(namespaceID, at: offset + 4)
+        bytes.storeLittleEndian(cdw2, at: offset + 8)
+        bytes.storeLittleEndian(cdw3, at: offset + 12)
+        bytes.storeLittleEndian(metadataPointer, at: offset + 16)
+        dataPointer.store(into: bytes, at: offset + 24)
+        bytes.storeLittleEndian(cdw10, at: offset + 40)
+        bytes.storeLittleEndian(cdw11, at: offset + 44)
+        bytes.storeLittleEndian(cdw12, at: offset + 48)
+        bytes.storeLittleEndian(cdw13, at: offset + 52)
+        bytes.storeLittleEndian(cdw14, at: offset + 56)
+        bytes.storeLittleEndian(cdw15, at: offset + 60)
+    }
+
+    /// Reads the 64 bytes at `offset` of `bytes`.
+    init(loading bytes: UnsafeRawBufferPointer, at offset: Int) {
+        self.init(
+            opcode: bytes.loadLittleEndian(at: offset), flags: bytes.loadLittleEndian(at: offset + 1),
+            commandID: bytes.loadLittleEndian(at: offset + 2), namespaceID: bytes.loadLittleEndian(at: offset + 4),
+            cdw2: bytes.loadLittleEndian(at: offset + 8), cdw3: bytes.loadLittleEndian(at: offset + 12),
+            metadataPointer: bytes.loadLittleEndian(at: offset + 16),
+            dataPointer: SGLDescriptor(loading: bytes, at: offset + 24),
+            cdw10: bytes.loadLittleEndian(at: offset + 40), cdw11: bytes.loadLittleEndian(at: offset + 44),
+            cdw12: bytes.loadLittleEndian(at: offset + 48), cdw13: bytes.loadLittleEndian(at: offset + 52),
+            cdw14: bytes.loadLittleEndian(at: offset + 56), cdw15: bytes.loadLittleEndian(at: offset + 60))
     }
 
     public init(decoding buffer: inout ByteBuffer) throws(NVMeWireError) {
         guard buffer.readableBytes >= Self.encodedSize else {
             throw NVMeWireError(.truncated, offset: 0, "SQE needs 64 bytes, have \(buffer.readableBytes)")
         }
-        opcode = buffer.readInteger(as: UInt8.self)!
-        flags = buffer.readInteger(as: UInt8.self)!
-        commandID = buffer.readInteger(endianness: .little, as: UInt16.self)!
-        namespaceID = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        cdw2 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        cdw3 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        metadataPointer = buffer.readInteger(endianness: .little, as: UInt64.self)!
-        dataPointer = try SGLDescriptor(decoding: &buffer)
-        cdw10 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        cdw11 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        cdw12 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        cdw13 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        cdw14 = buffer.readInteger(endianness: .little, as: UInt32.self)!
-        cdw15 = buffer.readInteger(endianness: .little, as: UInt32.self)!
+        self = buffer.withUnsafeReadableBytes { Self(loading: $0, at: 0) }
+        buffer.moveReaderIndex(forwardBy: Self.encodedSize)
     }
 }
 

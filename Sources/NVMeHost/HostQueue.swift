@@ -14,29 +14,36 @@ public struct TransportAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// One connected NVMe/TCP queue of a host (admin queue 0 or an I/O queue): a TCP connection that
-/// has exchanged ICReq/ICResp. Submissions are safe from any thread; completions arrive as
-/// futures on the queue's event loop.
+/// has exchanged ICReq/ICResp. `submit` is safe from any thread, its future completes on the
+/// queue's event loop; `submitOnEventLoop` is the allocation-light form for code that already runs
+/// on that loop (a completion submitting the next I/O).
 public final class HostQueue: Sendable {
     public let channel: any Channel
     public let queueID: UInt16
     public let depth: Int
     public let icResp: ICResp
+    private let handler: NIOLoopBound<HostQueueHandler>
 
-    init(channel: any Channel, queueID: UInt16, depth: Int, icResp: ICResp) {
+    init(channel: any Channel, handler: NIOLoopBound<HostQueueHandler>, queueID: UInt16, depth: Int, icResp: ICResp) {
         self.channel = channel
+        self.handler = handler
         self.queueID = queueID
         self.depth = depth
         self.icResp = icResp
     }
 
+    /// The event loop every completion runs on.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
     /// Opens a TCP connection to `address` and exchanges ICReq/ICResp.
     static func open(address: TransportAddress, queueID: UInt16, depth: Int, headerDigest: Bool, dataDigest: Bool,
                      inCapsuleLimit: Int, connectTimeout: TimeAmount, group: any EventLoopGroup) async throws -> HostQueue {
         let channel: any Channel
+        let handler: NIOLoopBound<HostQueueHandler>
         let eventLoop = group.next()
         let icRespPromise = eventLoop.makePromise(of: ICResp.self)
         do {
-            channel = try await ClientBootstrap(group: eventLoop)
+            (channel, handler) = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
@@ -46,7 +53,12 @@ public final class HostQueue: Sendable {
                             inCapsuleLimit: inCapsuleLimit, icRespPromise: icRespPromise))
                     }
                 }
-                .connect(host: address.host, port: address.port).get()
+                .connect(host: address.host, port: address.port)
+                .flatMapThrowing { channel in
+                    let handler = try channel.pipeline.syncOperations.handler(type: HostQueueHandler.self)
+                    return (channel, NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                }
+                .get()
         } catch {
             icRespPromise.fail(NVMeHostError.transportClosed("cannot connect"))
             throw NVMeHostError.transportClosed("cannot connect to \(address): \(error)")
@@ -58,28 +70,30 @@ public final class HostQueue: Sendable {
             try? await channel.close()
             throw error is NVMeHostError ? error : NVMeHostError.connectFailed("no ICResp from \(address): \(error)")
         }
-        return HostQueue(channel: channel, queueID: queueID, depth: depth, icResp: icResp)
+        return HostQueue(channel: channel, handler: handler, queueID: queueID, depth: depth, icResp: icResp)
     }
 
     /// Submits a command; `data` goes to the controller, `readLength` bytes come back.
     public func submit(_ command: SubmissionQueueEntry, data: ByteBuffer? = nil, readLength: Int = 0,
                        timeout: TimeAmount? = .seconds(30)) -> EventLoopFuture<CommandCompletion> {
         let promise = channel.eventLoop.makePromise(of: CommandCompletion.self)
-        let request = HostCommand(command: command, data: data, expectedReadLength: readLength, timeout: timeout, promise: promise)
+        let handler = self.handler
         if channel.eventLoop.inEventLoop {
-            // On the queue's own loop (a completion callback submitting the next I/O): write now,
-            // flush once at the end of this loop tick, so a burst of submissions costs one syscall.
-            channel.write(request).whenFailure { error in
-                promise.fail(NVMeHostError.transportClosed("\(error)"))
-            }
-            let channel = self.channel
-            channel.eventLoop.execute { channel.flush() }
+            handler.value.submit(command, data: data, expectedReadLength: readLength, timeout: timeout) { promise.completeWith($0) }
         } else {
-            channel.writeAndFlush(request).whenFailure { error in
-                promise.fail(NVMeHostError.transportClosed("\(error)"))
+            channel.eventLoop.execute {
+                handler.value.submit(command, data: data, expectedReadLength: readLength, timeout: timeout) { promise.completeWith($0) }
             }
         }
         return promise.futureResult
+    }
+
+    /// Submits a command from the queue's own event loop; `completion` runs on that loop (at once,
+    /// with the error, when the queue cannot take the command). No future, no thread hop.
+    /// - Precondition: called on `eventLoop`.
+    public func submitOnEventLoop(_ command: SubmissionQueueEntry, data: ByteBuffer? = nil, readLength: Int = 0,
+                                  timeout: TimeAmount? = .seconds(30), completion: @escaping CommandCompletionHandler) {
+        handler.value.submit(command, data: data, expectedReadLength: readLength, timeout: timeout, completion: completion)
     }
 
     /// Submits and waits; an error status becomes `NVMeHostError.status`.

@@ -1,25 +1,21 @@
 import NIOCore
 import NVMe
 
-/// A command handed to a queue's channel: the SQE, its host-to-controller data, and where the
-/// completion goes.
-struct HostCommand {
-    var command: SubmissionQueueEntry
-    var data: ByteBuffer?
-    /// Bytes the host expects back (the SGL length of a controller-to-host command).
-    var expectedReadLength: Int
-    var timeout: TimeAmount?
-    var promise: EventLoopPromise<CommandCompletion>
-}
+/// Where a command's completion goes: called once, on the queue's event loop.
+public typealias CommandCompletionHandler = (Result<CommandCompletion, any Error>) -> Void
 
 /// The host side of one NVMe/TCP connection (one queue; NVMe/TCP transport spec 1.0 §3.3–§3.6):
 /// sends ICReq and checks ICResp, assigns command IDs, sends capsules with in-capsule data or
-/// answers R2Ts with H2CData, collects C2HData, and completes each command's promise from its
+/// answers R2Ts with H2CData, collects C2HData, and completes each command from its
 /// CapsuleResp. Lives on the channel's event loop; nothing in it is shared.
-final class HostQueueHandler: ChannelDuplexHandler {
+///
+/// Commands do not travel through the channel pipeline: `HostQueue` calls ``submit`` directly on
+/// the event loop, and the handler writes the encoded PDUs itself, so a command costs no pipeline
+/// traversal, no type-erased message box and no write promise. Writes made outside a channel read
+/// are flushed once per event-loop tick.
+final class HostQueueHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = Never
-    typealias OutboundIn = HostCommand
     typealias OutboundOut = ByteBuffer
 
     struct Inflight {
@@ -29,7 +25,7 @@ final class HostQueueHandler: ChannelDuplexHandler {
         var readChunks = 0
         var expectedReadLength: Int
         var deadline: NIODeadline?
-        var promise: EventLoopPromise<CommandCompletion>
+        var completion: CommandCompletionHandler
     }
 
     let headerDigest: Bool
@@ -47,6 +43,10 @@ final class HostQueueHandler: ChannelDuplexHandler {
     private var generation: [UInt16]
     private var sweeper: RepeatedTask?
     private var failure: NVMeHostError?
+    /// In `channelRead`: writes are flushed by `channelReadComplete`.
+    private var inRead = false
+    /// A flush task is queued for the end of this event-loop tick.
+    private var flushScheduled = false
 
     init(headerDigest: Bool, dataDigest: Bool, depth: Int, inCapsuleLimit: Int, icRespPromise: EventLoopPromise<ICResp>) {
         precondition(depth > 0 && depth <= 4096)
@@ -84,13 +84,16 @@ final class HostQueueHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        fail(.transportClosed(failure?.description ?? "connection closed"))
+        let error = NVMeHostError.transportClosed(failure?.description ?? "connection closed")
+        failure = failure ?? error
+        fail(error)
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         sweeper?.cancel()
         sweeper = nil
+        failure = failure ?? .transportClosed("queue closed")
         fail(.transportClosed("queue closed"))
         self.context = nil
     }
@@ -103,13 +106,16 @@ final class HostQueueHandler: ChannelDuplexHandler {
     /// Fails everything in flight (and the ICResp wait) with `error`.
     private func fail(_ error: NVMeHostError) {
         icRespPromise.fail(error)
+        var failed: [CommandCompletionHandler] = []
         for i in slots.indices {
             if let inflight = slots[i] {
                 slots[i] = nil
-                inflight.promise.fail(error)
+                failed.append(inflight.completion)
             }
         }
         freeSlots = Array((0..<depth).reversed())
+        // After the slots are consistent: a handler may submit again (and fail at once).
+        for completion in failed { completion(.failure(error)) }
     }
 
     private func abort(_ error: NVMeHostError) {
@@ -120,49 +126,64 @@ final class HostQueueHandler: ChannelDuplexHandler {
 
     // MARK: Sending
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = unwrapOutboundIn(data)
-        promise?.succeed()
+    /// Sends a command; `completion` runs on the event loop when it completes or fails. Must be
+    /// called on the channel's event loop.
+    func submit(_ command: SubmissionQueueEntry, data: ByteBuffer?, expectedReadLength: Int, timeout: TimeAmount?,
+                completion: @escaping CommandCompletionHandler) {
+        guard let context else {
+            return completion(.failure(failure ?? NVMeHostError.transportClosed("queue closed")))
+        }
         if let failure {
-            request.promise.fail(failure)
-            return
+            return completion(.failure(failure))
         }
         guard ready else {
-            request.promise.fail(NVMeHostError.connectFailed("queue not ready (no ICResp yet)"))
-            return
+            return completion(.failure(NVMeHostError.connectFailed("queue not ready (no ICResp yet)")))
         }
         guard let slot = freeSlots.popLast() else {
-            request.promise.fail(NVMeHostError.queueFull)
-            return
+            return completion(.failure(NVMeHostError.queueFull))
         }
         generation[slot] = (generation[slot] &+ 1) & 0xF
         let cid = UInt16(slot) | generation[slot] << 12
-        var sqe = request.command
+        var sqe = command
         sqe.commandID = cid
-        let writeLength = request.data?.readableBytes ?? 0
+        let writeLength = data?.readableBytes ?? 0
         let isFabrics = sqe.opcode == AdminOpcode.fabrics.rawValue
         let limit = isFabrics ? max(8192, inCapsuleLimit) : inCapsuleLimit
-        var capsuleData = ByteBuffer()
-        if writeLength > 0 {
+        var capsuleData: ByteBuffer?
+        if let data, writeLength > 0 {
             if writeLength <= limit {
                 sqe.dataPointer = .inCapsule(length: UInt32(writeLength))
-                capsuleData = request.data!
+                capsuleData = data
             } else {
                 sqe.dataPointer = .transport(length: UInt32(writeLength))
             }
         } else {
-            sqe.dataPointer = .transport(length: UInt32(request.expectedReadLength))
+            sqe.dataPointer = .transport(length: UInt32(expectedReadLength))
         }
         slots[slot] = Inflight(
-            commandID: cid, data: writeLength > limit ? request.data : nil, read: nil,
-            expectedReadLength: request.expectedReadLength,
-            deadline: request.timeout.map { .now() + $0 }, promise: request.promise)
+            commandID: cid, data: writeLength > limit ? data : nil, read: nil,
+            expectedReadLength: expectedReadLength,
+            deadline: timeout.map { .now() + $0 }, completion: completion)
         var header = context.channel.allocator.buffer(capacity: 80)
-        let pdu = NVMeTCPPDU.capsuleCommand(CapsuleCommand(command: sqe, data: ByteBuffer()))
-        pdu.encodeHeader(into: &header, headerDigest: headerDigest, dataDigest: dataDigest, dataLength: capsuleData.readableBytes)
+        NVMeTCPPDU.capsuleCommand(CapsuleCommand(command: sqe, data: ByteBuffer()))
+            .encodeHeader(into: &header, headerDigest: headerDigest, dataDigest: dataDigest, dataLength: capsuleData?.readableBytes ?? 0)
         context.write(wrapOutboundOut(header), promise: nil)
-        if capsuleData.readableBytes > 0 {
+        if let capsuleData {
             writeData(capsuleData, context: context)
+        }
+        scheduleFlush(context: context)
+    }
+
+    /// Flushes at the end of the channel read, or once at the end of this event-loop tick, so a
+    /// burst of submissions costs one system call.
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        guard !inRead, !flushScheduled else { return }
+        flushScheduled = true
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = me.value
+            handler.flushScheduled = false
+            handler.context?.flush()
         }
     }
 
@@ -179,6 +200,8 @@ final class HostQueueHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         framer.append(unwrapInboundIn(data))
+        inRead = true
+        defer { inRead = false }
         while failure == nil {
             let decoded: DecodedPDU?
             do {
@@ -228,9 +251,9 @@ final class HostQueueHandler: ChannelDuplexHandler {
             freeSlots.append(slot)
             let data = inflight.read ?? ByteBuffer()
             if cqe.status.isSuccess, data.readableBytes != inflight.expectedReadLength, inflight.expectedReadLength > 0 {
-                inflight.promise.fail(NVMeHostError.protocolError("short read: \(data.readableBytes) of \(inflight.expectedReadLength) bytes"))
+                inflight.completion(.failure(NVMeHostError.protocolError("short read: \(data.readableBytes) of \(inflight.expectedReadLength) bytes")))
             } else {
-                inflight.promise.succeed(CommandCompletion(entry: cqe, data: data))
+                inflight.completion(.success(CommandCompletion(entry: cqe, data: data)))
             }
         case .c2hData(let chunk):
             guard decoded.dataDigest == dataDigest else { return abort(.protocolError("data digest flag differs from the negotiated one")) }
@@ -264,7 +287,8 @@ final class HostQueueHandler: ChannelDuplexHandler {
                 }
                 slots[slot] = nil
                 freeSlots.append(slot)
-                inflight.promise.succeed(CommandCompletion(entry: CompletionQueueEntry(commandID: chunk.commandID), data: inflight.read!))
+                inflight.completion(.success(CommandCompletion(
+                    entry: CompletionQueueEntry(submissionQueueHead: 0xFFFF, commandID: chunk.commandID), data: inflight.read!)))
             } else {
                 slots[slot] = inflight
             }

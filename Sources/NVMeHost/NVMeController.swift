@@ -21,6 +21,11 @@ public struct ControllerOptions: Sendable {
     public var connectTimeout: TimeAmount = .seconds(10)
     /// Asynchronous event kinds to enable (AEC): namespace attribute and ANA change by default.
     public var asyncEvents: UInt32 = (1 << 8) | (1 << 11)
+    /// Ask for SQ flow control to be disabled on I/O queues (Connect CATTR b2, like nvme-cli's
+    /// `--disable-sqflow`). The host never has more commands outstanding than the queue holds
+    /// anyway; the target may then complete a read with its last C2HData's SUCCESS flag instead
+    /// of a separate CapsuleResp (NVMe/TCP transport spec 1.0 §3.6.2.7).
+    public var disableSQFlowControl = true
 
     public init() {}
 }
@@ -114,7 +119,7 @@ public final class NVMeController: Sendable {
                                                          inCapsuleLimit: inCapsule, connectTimeout: options.connectTimeout, group: group)
                     do {
                         _ = try await connectQueue(queue, queueID: UInt16(qid), queueSize: UInt16(depth), kato: 0,
-                                                   controllerID: controllerID, subsystemNQN: subsystemNQN, identity: identity,
+                                                   attributes: options.disableSQFlowControl ? 0x4 : 0, controllerID: controllerID, subsystemNQN: subsystemNQN, identity: identity,
                                                    timeout: options.adminTimeout)
                     } catch {
                         await queue.close()
@@ -140,11 +145,12 @@ public final class NVMeController: Sendable {
         }
     }
 
-    static func connectQueue(_ queue: HostQueue, queueID: UInt16, queueSize: UInt16, kato: UInt32, controllerID: UInt16,
+    static func connectQueue(_ queue: HostQueue, queueID: UInt16, queueSize: UInt16, kato: UInt32, attributes: UInt8 = 0, controllerID: UInt16,
                              subsystemNQN: String, identity: HostIdentity, timeout: TimeAmount) async throws -> CommandCompletion {
         var data = ByteBuffer()
         ConnectData(hostID: identity.hostID, controllerID: controllerID, subsystemNQN: subsystemNQN, hostNQN: identity.hostNQN).encode(into: &data)
-        let sqe = ConnectCommand(queueID: queueID, submissionQueueSize: queueSize - 1, keepAliveTimeoutMilliseconds: kato)
+        let sqe = ConnectCommand(queueID: queueID, submissionQueueSize: queueSize - 1, attributes: attributes,
+                                 keepAliveTimeoutMilliseconds: kato)
             .submissionQueueEntry(commandID: 0)
         let completion = try await queue.submit(sqe, data: data, timeout: timeout).get()
         guard completion.entry.status.isSuccess else {

@@ -23,6 +23,44 @@ enum IOCommands {
         }
     }
 
+    /// Executes `sqe` and calls `completion` on `eventLoop` (inline when the backend finishes
+    /// inline). Reads and writes use the block device's callback form: no future per I/O.
+    /// Must be called on `eventLoop`.
+    static func execute(_ sqe: SubmissionQueueEntry, data: ByteBuffer, subsystem: Subsystem, on eventLoop: any EventLoop,
+                        completion: @escaping (CommandOutcome) -> Void) {
+        switch IOOpcode(rawValue: sqe.opcode) {
+        case .read:
+            guard let ns = subsystem.namespace(sqe.namespaceID) else { return completion(.failure(.invalidNamespace)) }
+            let slba = UInt64(sqe.cdw10) | UInt64(sqe.cdw11) << 32
+            let blocks = (sqe.cdw12 & 0xFFFF) + 1
+            guard ns.contains(lba: slba, count: UInt64(blocks)) else { return completion(.failure(.lbaOutOfRange)) }
+            ns.device.read(lba: slba, blocks: blocks, on: eventLoop) { result in
+                switch result {
+                case .success(let data): completion(.success(data: data))
+                case .failure(let error): completion(.failure(NVMeStatus(blockDeviceError: error)))
+                }
+            }
+        case .write:
+            guard let ns = subsystem.namespace(sqe.namespaceID) else { return completion(.failure(.invalidNamespace)) }
+            let slba = UInt64(sqe.cdw10) | UInt64(sqe.cdw11) << 32
+            let blocks = UInt64(sqe.cdw12 & 0xFFFF) + 1
+            guard ns.contains(lba: slba, count: blocks) else { return completion(.failure(.lbaOutOfRange)) }
+            ns.device.write(lba: slba, data: data, fua: sqe.cdw12 & (1 << 30) != 0, on: eventLoop) { result in
+                switch result {
+                case .success: completion(.success())
+                case .failure(let error): completion(.failure(NVMeStatus(blockDeviceError: error)))
+                }
+            }
+        default:
+            execute(sqe, data: data, subsystem: subsystem, on: eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let outcome): completion(outcome)
+                case .failure: completion(.failure(.internalError))
+                }
+            }
+        }
+    }
+
     static func execute(_ sqe: SubmissionQueueEntry, data: ByteBuffer, subsystem: Subsystem,
                         on eventLoop: any EventLoop) -> EventLoopFuture<CommandOutcome> {
         guard let opcode = IOOpcode(rawValue: sqe.opcode) else {

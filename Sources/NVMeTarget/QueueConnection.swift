@@ -47,6 +47,9 @@ final class QueueConnection: ChannelInboundHandler {
     var channelContext: ChannelHandlerContext?
     var inReadLoop = false
     var needsFlush = false
+    /// PDU headers and completions waiting to be written: many small PDUs leave as one buffer.
+    var output = ByteBuffer()
+    static let outputCapacity = 1024
     /// The controller and queue ID once Connect succeeded; kept through `.closing` for teardown.
     var attachment: (controller: Controller, queueID: UInt16)?
 
@@ -127,10 +130,7 @@ final class QueueConnection: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
+        if needsFlush { flushNow() }
         context.fireChannelReadComplete()
     }
 
@@ -310,12 +310,9 @@ final class QueueConnection: ChannelInboundHandler {
                expected != Int(sqe.dataPointer.length), sqe.opcode != IOOpcode.flush.rawValue, sqe.opcode != IOOpcode.writeZeroes.rawValue {
                 return complete(sqe, .failure(.dataSGLLengthInvalid))
             }
-            let eventLoop = channelContext!.eventLoop
-            IOCommands.execute(sqe, data: data, subsystem: controller.subsystem, on: eventLoop).assumeIsolated().whenComplete { [self] result in
-                switch result {
-                case .success(let outcome): self.complete(sqe, outcome)
-                case .failure: self.complete(sqe, .failure(.internalError))
-                }
+            guard let eventLoop = channelContext?.eventLoop else { return }
+            IOCommands.execute(sqe, data: data, subsystem: controller.subsystem, on: eventLoop) { [self] outcome in
+                complete(sqe, outcome)
             }
         default:
             complete(sqe, .failure(.commandSequenceError))
@@ -433,7 +430,13 @@ final class QueueConnection: ChannelInboundHandler {
             } else if data.readableBytes < want {
                 data.writeZeros(want - data.readableBytes)
             }
-            if want > 0 { sendData(commandID: sqe.commandID, data: data) }
+            if want > 0 {
+                // With SQ flow control disabled the last C2HData may carry SUCCESS and stand for
+                // the CapsuleResp (NVMe/TCP transport spec 1.0 §3.6.2.7): one PDU less per read.
+                let success = flowControlDisabled && outcome.dw0 == 0 && outcome.dw1 == 0 && !outcome.closeAfterCompletion
+                sendData(commandID: sqe.commandID, data: data, success: success)
+                if success { return }
+            }
         }
         sendCompletion(CompletionQueueEntry(
             dw0: outcome.dw0, dw1: outcome.dw1, submissionQueueHead: flowControlDisabled ? 0xFFFF : submissionQueueHead,
@@ -460,8 +463,9 @@ final class QueueConnection: ChannelInboundHandler {
         send(.capsuleResponse(CapsuleResponse(completion: cqe)))
     }
 
-    /// C2HData without copying the payload: header (and digest) in a small buffer, then the data.
-    private func sendData(commandID: UInt16, data: ByteBuffer) {
+    /// C2HData without copying the payload: the header (and digests) go into the coalesced
+    /// output buffer, the data is written as its own buffer.
+    private func sendData(commandID: UInt16, data: ByteBuffer, success: Bool) {
         guard let ctx = channelContext else { return }
         let chunkSize = 128 * 1024
         var offset = 0
@@ -469,28 +473,33 @@ final class QueueConnection: ChannelInboundHandler {
         while offset < total {
             let length = min(chunkSize, total - offset)
             let chunk = data.getSlice(at: data.readerIndex + offset, length: length)!
-            let pdu = NVMeTCPPDU.c2hData(DataTransfer(commandID: commandID, dataOffset: UInt32(offset), last: offset + length == total,
-                                                      data: ByteBuffer()))
-            var header = ctx.channel.allocator.buffer(capacity: 36)
-            pdu.encodeHeader(into: &header, headerDigest: headerDigest, dataDigest: dataDigest, dataLength: length)
-            ctx.write(wrapOutboundOut(header), promise: nil)
+            let last = offset + length == total
+            let pdu = NVMeTCPPDU.c2hData(DataTransfer(commandID: commandID, dataOffset: UInt32(offset), last: last,
+                                                      success: success && last, data: ByteBuffer()))
+            pdu.encodeHeader(into: &output, headerDigest: headerDigest, dataDigest: dataDigest, dataLength: length)
+            writeOutput(ctx)
             ctx.write(wrapOutboundOut(chunk), promise: nil)
             if dataDigest {
-                var digest = ctx.channel.allocator.buffer(capacity: 4)
-                digest.writeInteger(CRC32C.checksum(chunk), endianness: .little)
-                ctx.write(wrapOutboundOut(digest), promise: nil)
+                output.writeInteger(CRC32C.checksum(chunk), endianness: .little)
             }
             offset += length
         }
         scheduleFlush()
     }
 
+    /// Encodes a PDU into the output buffer; it goes out with the next data buffer or flush.
     private func send(_ pdu: NVMeTCPPDU) {
-        guard let ctx = channelContext else { return }
-        var buffer = ctx.channel.allocator.buffer(capacity: 160)
-        pdu.encode(into: &buffer, headerDigest: headerDigest, dataDigest: dataDigest)
-        ctx.write(wrapOutboundOut(buffer), promise: nil)
+        guard channelContext != nil else { return }
+        pdu.encode(into: &output, headerDigest: headerDigest, dataDigest: dataDigest)
         scheduleFlush()
+    }
+
+    /// Hands the coalesced PDU bytes to the channel as one buffer. A fresh buffer replaces it, so
+    /// the one in flight is never written again (no copy-on-write).
+    private func writeOutput(_ ctx: ChannelHandlerContext) {
+        guard output.readableBytes > 0 else { return }
+        ctx.write(wrapOutboundOut(output), promise: nil)
+        output = ctx.channel.allocator.buffer(capacity: Self.outputCapacity)
     }
 
     private func scheduleFlush() {
@@ -499,7 +508,9 @@ final class QueueConnection: ChannelInboundHandler {
 
     private func flushNow() {
         needsFlush = false
-        channelContext?.flush()
+        guard let ctx = channelContext else { return }
+        writeOutput(ctx)
+        ctx.flush()
     }
 
     // MARK: Fatal errors
@@ -519,6 +530,7 @@ final class QueueConnection: ChannelInboundHandler {
         var buffer = ctx.channel.allocator.buffer(capacity: 24 + copy.readableBytes)
         NVMeTCPPDU.c2hTermReq(TerminationRequest(status: status, information: information, offendingHeader: copy)).encode(into: &buffer)
         phase = .closing
+        writeOutput(ctx)  // completions already sent stay ahead of the termination request
         ctx.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in ctx.close(promise: nil) }
     }
 }

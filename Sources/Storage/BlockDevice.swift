@@ -27,6 +27,29 @@ public protocol BlockDevice: AnyObject, Sendable {
     func deallocate(lba: UInt64, blocks: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void>
     /// Releases resources (closes the file). Idempotent.
     func close() throws
+
+    /// ``read(lba:blocks:on:)`` reporting through `completion` instead of a future, for the I/O
+    /// path: a backend that finishes inline (RAM) calls `completion` before returning and
+    /// allocates no future. Must be called on `eventLoop`; `completion` runs there.
+    func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+              completion: @escaping (Result<ByteBuffer, any Error>) -> Void)
+    /// ``write(lba:data:fua:on:)`` reporting through `completion`, like the read above.
+    func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+               completion: @escaping (Result<Void, any Error>) -> Void)
+}
+
+extension BlockDevice {
+    /// Default: the future-returning read, observed on `eventLoop`.
+    public func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                     completion: @escaping (Result<ByteBuffer, any Error>) -> Void) {
+        read(lba: lba, blocks: blocks, on: eventLoop).hop(to: eventLoop).assumeIsolated().whenComplete(completion)
+    }
+
+    /// Default: the future-returning write, observed on `eventLoop`.
+    public func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                      completion: @escaping (Result<Void, any Error>) -> Void) {
+        write(lba: lba, data: data, fua: fua, on: eventLoop).hop(to: eventLoop).assumeIsolated().whenComplete(completion)
+    }
 }
 
 extension BlockDevice {

@@ -1,14 +1,20 @@
 import NIOCore
 import Synchronization
 
-/// A RAM-backed ``BlockDevice``. Storage is allocated lazily in chunks (1 MiB, or the whole
+/// A RAM-backed ``BlockDevice``. Storage is allocated lazily in chunks (256 KiB, or the whole
 /// device if smaller), so a large namespace costs nothing until written; unwritten blocks
 /// read as zeroes. Every call completes inline with an already-completed future on the
 /// caller's event loop. Thread-safe: any number of event loops may call it concurrently.
 /// Data is not persistent, and there is no volatile cache (flush is a no-op).
+///
+/// Chunks are `ByteBuffer`s, so a read inside one chunk returns a slice of it without copying
+/// (and a read of never-written blocks a slice of a shared zero buffer); a write to a chunk
+/// that an in-flight read still holds copies the chunk first (copy-on-write), so data already
+/// read never changes under its reader.
 public final class MemoryBlockDevice: BlockDevice {
-    /// The largest chunk of backing memory allocated at once.
-    public static let maximumChunkSize = 1 << 20
+    /// The largest chunk of backing memory allocated at once. I/Os aligned to their size up to
+    /// this size never straddle chunks.
+    public static let maximumChunkSize = 256 << 10
 
     public let blockSize: Int
     public let blockCount: UInt64
@@ -38,14 +44,46 @@ public final class MemoryBlockDevice: BlockDevice {
     }
 
     public func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+        eventLoop.makeCompletedFuture(readNow(lba: lba, blocks: blocks).mapError { $0 })
+    }
+
+    public func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                     completion: @escaping (Result<ByteBuffer, any Error>) -> Void) {
+        completion(readNow(lba: lba, blocks: blocks).mapError { $0 })
+    }
+
+    public func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        eventLoop.makeCompletedFuture(writeNow(lba: lba, data: data).mapError { $0 })
+    }
+
+    public func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                      completion: @escaping (Result<Void, any Error>) -> Void) {
+        completion(writeNow(lba: lba, data: data).mapError { $0 })
+    }
+
+    /// A slice of the chunk when the range lies in one chunk, else a copy; under the lock.
+    private func readNow(lba: UInt64, blocks: UInt32) -> Result<ByteBuffer, BlockDeviceError> {
         let byteCount: Int
         do {
             byteCount = try geometryValue.checkRead(lba: lba, blocks: blocks)
         } catch {
-            return eventLoop.makeFailedFuture(error)
+            return .failure(error)
         }
         let offset = geometryValue.byteOffset(of: lba)
         let chunkSize = self.chunkSize
+        let firstIndex = offset / UInt64(chunkSize)
+        let firstWithin = Int(offset % UInt64(chunkSize))
+        if firstWithin + byteCount <= chunkSize {
+            let slice: ByteBuffer?? = state.withLock { state in
+                guard !state.closed else { return nil }
+                return .some(state.chunks[firstIndex]?.getSlice(at: firstWithin, length: byteCount))
+            }
+            switch slice {
+            case .none: return .failure(.closed)
+            case .some(.some(let data)): return .success(data)
+            case .some(.none): return .success(Self.zeroes(byteCount))
+            }
+        }
         var buffer = ByteBufferAllocator().buffer(capacity: byteCount)
         let failure: BlockDeviceError? = state.withLock { state in
             guard !state.closed else { return .closed }
@@ -58,7 +96,9 @@ public final class MemoryBlockDevice: BlockDevice {
                     let count = min(chunkSize - within, byteCount - done)
                     let target = UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + count)])
                     if let chunk = state.chunks[index] {
-                        target.copyMemory(from: UnsafeRawBufferPointer(rebasing: chunk.bytes[within..<(within + count)]))
+                        chunk.withUnsafeReadableBytes { source in
+                            target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[within..<(within + count)]))
+                        }
                     } else {
                         target.initializeMemory(as: UInt8.self, repeating: 0)
                     }
@@ -69,17 +109,32 @@ public final class MemoryBlockDevice: BlockDevice {
             return nil
         }
         if let failure {
-            return eventLoop.makeFailedFuture(failure)
+            return .failure(failure)
         }
-        return eventLoop.makeSucceededFuture(buffer)
+        return .success(buffer)
     }
 
-    public func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// A shared all-zero buffer for reads of unwritten chunks.
+    private static let zeroBuffer: ByteBuffer = {
+        var buffer = ByteBufferAllocator().buffer(capacity: maximumChunkSize)
+        buffer.writeRepeatingByte(0, count: maximumChunkSize)
+        return buffer
+    }()
+
+    private static func zeroes(_ count: Int) -> ByteBuffer {
+        if count <= maximumChunkSize { return zeroBuffer.getSlice(at: zeroBuffer.readerIndex, length: count)! }
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        buffer.writeRepeatingByte(0, count: count)
+        return buffer
+    }
+
+    /// Copies the blocks in under the lock.
+    private func writeNow(lba: UInt64, data: ByteBuffer) -> Result<Void, BlockDeviceError> {
         let byteCount = data.readableBytes
         do {
             _ = try geometryValue.checkWrite(lba: lba, byteCount: byteCount)
         } catch {
-            return eventLoop.makeFailedFuture(error)
+            return .failure(error)
         }
         let offset = geometryValue.byteOffset(of: lba)
         let chunkSize = self.chunkSize
@@ -92,24 +147,18 @@ public final class MemoryBlockDevice: BlockDevice {
                     let index = position / UInt64(chunkSize)
                     let within = Int(position % UInt64(chunkSize))
                     let count = min(chunkSize - within, byteCount - done)
-                    let chunk: Chunk
-                    if let existing = state.chunks[index] {
-                        chunk = existing
-                    } else {
-                        chunk = Chunk(size: chunkSize)
-                        state.chunks[index] = chunk
-                    }
-                    UnsafeMutableRawBufferPointer(rebasing: chunk.bytes[within..<(within + count)])
-                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[done..<(done + count)]))
+                    // Modified in place through the dictionary (copied first only if a read holds it).
+                    state.chunks[index, default: State.newChunk(size: chunkSize)].setBytes(
+                        UnsafeRawBufferPointer(rebasing: source[done..<(done + count)]), at: within)
                     done += count
                 }
             }
             return nil
         }
         if let failure {
-            return eventLoop.makeFailedFuture(failure)
+            return .failure(failure)
         }
-        return eventLoop.makeSucceededVoidFuture()
+        return .success(())
     }
 
     public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
@@ -174,36 +223,28 @@ public final class MemoryBlockDevice: BlockDevice {
 extension MemoryBlockDevice {
     /// The mutable part of the device, guarded by the mutex.
     private struct State {
-        var chunks: [UInt64: Chunk] = [:]
+        var chunks: [UInt64: ByteBuffer] = [:]
         var closed = false
+
+        /// A zero-filled chunk.
+        static func newChunk(size: Int) -> ByteBuffer {
+            var buffer = ByteBufferAllocator().buffer(capacity: size)
+            buffer.writeRepeatingByte(0, count: size)
+            return buffer
+        }
 
         /// Zeroes the part of chunk `index` that lies in the byte range `start..<end`,
         /// freeing the chunk when the range covers all of it.
         mutating func zero(chunk index: UInt64, chunkSize: UInt64, start: UInt64, end: UInt64) {
-            guard let chunk = chunks[index] else { return }
+            guard chunks[index] != nil else { return }
             let chunkStart = index * chunkSize
             let from = max(start, chunkStart) - chunkStart
             let to = min(end, chunkStart + chunkSize) - chunkStart
             if from == 0 && to == chunkSize {
                 chunks[index] = nil
             } else {
-                UnsafeMutableRawBufferPointer(rebasing: chunk.bytes[Int(from)..<Int(to)])
-                    .initializeMemory(as: UInt8.self, repeating: 0)
+                chunks[index]!.setRepeatingByte(0, count: Int(to - from), at: Int(from))
             }
-        }
-    }
-
-    /// One zero-initialised chunk of backing memory; only touched with the mutex held.
-    private final class Chunk {
-        let bytes: UnsafeMutableRawBufferPointer
-
-        init(size: Int) {
-            bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-            bytes.initializeMemory(as: UInt8.self, repeating: 0)
-        }
-
-        deinit {
-            bytes.deallocate()
         }
     }
 }

@@ -80,13 +80,35 @@ struct MemoryBlockDeviceTests {
             // Zeroing part of the chunk keeps it; deallocating all of it frees it.
             try await device.writeZeroes(lba: 1000, blocks: 1, deallocate: false, fua: false, on: loop).get()
             #expect(device.allocatedBytes == MemoryBlockDevice.maximumChunkSize)
-            try await device.deallocate(lba: 768, blocks: 256, on: loop).get()
+            let blocksPerChunk = UInt64(MemoryBlockDevice.maximumChunkSize / 4096)
+            try await device.deallocate(lba: 1000 / blocksPerChunk * blocksPerChunk, blocks: blocksPerChunk, on: loop).get()
             #expect(device.allocatedBytes == 0)
 
             // Deallocating the whole device visits only the chunks that exist.
             try await device.write(lba: 5, data: TestPattern.buffer(blocks: 1, blockSize: 4096, seed: 1), fua: false, on: loop).get()
             try await device.deallocate(lba: 0, blocks: device.blockCount, on: loop).get()
             #expect(device.allocatedBytes == 0)
+        }
+    }
+
+    @Test("data already read never changes when the blocks are overwritten (zero-copy reads)")
+    func readsAreSnapshots() async throws {
+        try await withDevice(blockSize: 4096, bytes: 1 << 24) { device, loop in
+            let unwritten = try await device.read(lba: 10, blocks: 2, on: loop).get()
+            let first = TestPattern.buffer(blocks: 2, blockSize: 4096, seed: 1)
+            try await device.write(lba: 10, data: first, fua: false, on: loop).get()
+            #expect(TestPattern.isZero(unwritten))
+            let before = try await device.read(lba: 10, blocks: 2, on: loop).get()
+            // A read spanning two chunks (copied) and one inside a chunk (sliced) both stay put.
+            let chunkBlocks = UInt64(MemoryBlockDevice.maximumChunkSize / 4096)
+            let spanning = try await device.read(lba: chunkBlocks - 1, blocks: 2, on: loop).get()
+            let second = TestPattern.buffer(blocks: 2, blockSize: 4096, seed: 2)
+            try await device.write(lba: 10, data: second, fua: false, on: loop).get()
+            try await device.write(lba: chunkBlocks - 1, data: second, fua: false, on: loop).get()
+            #expect(before == first)
+            #expect(TestPattern.isZero(spanning))
+            #expect(try await device.read(lba: 10, blocks: 2, on: loop).get() == second)
+            #expect(try await device.read(lba: chunkBlocks - 1, blocks: 2, on: loop).get() == second)
         }
     }
 

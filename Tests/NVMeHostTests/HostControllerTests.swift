@@ -88,12 +88,14 @@ struct HostControllerTests {
         }
     }
 
-    @Test("writes and reads of every transfer shape come back identical", arguments: [false, true])
-    func readWrite(digests: Bool) async throws {
+    @Test("writes and reads of every transfer shape come back identical (digests; reads completed by C2HData SUCCESS or by CapsuleResp)",
+          arguments: [false, true], [true, false])
+    func readWrite(digests: Bool, disableSQFlowControl: Bool) async throws {
         try await withFixture { f in
             var options = ControllerOptions()
             options.headerDigest = digests
             options.dataDigest = digests
+            options.disableSQFlowControl = disableSQFlowControl
             let c = try await f.connect(options)
             // In-capsule (≤ 16 KiB), one R2T, R2T split over several H2CData PDUs (1 MiB > MAXH2CDATA).
             for (lba, bytes) in [(UInt64(0), 512), (8, 16384), (64, 65536), (1024, 1 << 20)] {

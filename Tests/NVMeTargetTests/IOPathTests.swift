@@ -43,6 +43,46 @@ struct IOPathTests {
         }
     }
 
+    @Test("SQ flow control disabled: a read completes with the C2HData SUCCESS flag and no CapsuleResp; writes, errors and a flow-controlled queue still get CapsuleResps",
+          arguments: [false, true])
+    func successFlag(digests: Bool) async throws {
+        try await withTarget(try await .start()) { t in
+            let (admin, io, _) = try await t.connectIO(headerDigest: digests, dataDigest: digests, disableSQFlowControl: true)
+            let data = pattern(4096, seed: 9)
+            let (w, _) = try await io.execute(.write(lba: 8, blocks: 8), data: data)
+            #expect(w.status == .success)
+            #expect(w.submissionQueueHead == 0xFFFF, "SQHD is 0xFFFF with flow control disabled")
+            // A read and a 256 KiB read (two C2HData PDUs: SUCCESS only on the last).
+            let (r, back) = try await io.execute(.read(lba: 8, blocks: 8, blockSize: 512))
+            #expect(r.status == .success)
+            #expect(back == data)
+            let (big, bigData) = try await io.execute(.read(lba: 0, blocks: 512, blockSize: 512))
+            #expect(big.status == .success && bigData.readableBytes == 512 * 512)
+            #expect(io.completionsBySuccessFlag == 2)
+            // The next PDU after those reads is this write's own CapsuleResp: no stray one for the reads.
+            var sqe = SubmissionQueueEntry.write(lba: 16, blocks: 1)
+            sqe.commandID = 0x0ABC
+            try await io.submit(sqe, data: pattern(512, seed: 1))
+            let (next, _) = try await io.nextCompletion()
+            #expect(next.commandID == 0x0ABC)
+            // An error completes with a CapsuleResp carrying the status.
+            let (oob, _) = try await io.execute(.read(lba: 1 << 20, blocks: 1, blockSize: 512))
+            #expect(oob.status == .lbaOutOfRange)
+            #expect(io.completionsBySuccessFlag == 2)
+            await io.close()
+            await admin.close()
+
+            // Flow control enabled (what the Linux host asks for by default): CapsuleResp always.
+            let (admin2, io2, _) = try await t.connectIO(headerDigest: digests, dataDigest: digests)
+            let (r2, back2) = try await io2.execute(.read(lba: 8, blocks: 8, blockSize: 512))
+            #expect(r2.status == .success && back2 == data)
+            #expect(r2.submissionQueueHead != 0xFFFF)
+            #expect(io2.completionsBySuccessFlag == 0)
+            await io2.close()
+            await admin2.close()
+        }
+    }
+
     @Test("CID echoed verbatim, including generation bits")
     func cidEcho() async throws {
         try await withTarget(try await .start()) { t in

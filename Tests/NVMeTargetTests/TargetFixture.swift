@@ -47,14 +47,16 @@ struct TargetFixture {
     }
 
     /// Admin bring-up, Number of Queues, and one I/O queue.
-    func connectIO(listener: Int = 0, headerDigest: Bool = false, dataDigest: Bool = false, queueSize: UInt16 = 128)
+    func connectIO(listener: Int = 0, headerDigest: Bool = false, dataDigest: Bool = false, queueSize: UInt16 = 128,
+                   disableSQFlowControl: Bool = false)
         async throws -> (admin: TestQueue, io: TestQueue, cntlid: UInt16) {
         let (admin, cntlid) = try await connectAdmin(listener: listener, headerDigest: headerDigest, dataDigest: dataDigest)
         let (nq, _) = try await admin.execute(.setFeature(.numberOfQueues, 0x0003_0003))
         guard nq.status.isSuccess else { throw TestFailure("number of queues: \(nq.status)") }
         let io = try await TestQueue.open(port: ports[listener], group: group)
         _ = try await io.handshake(headerDigest: headerDigest, dataDigest: dataDigest)
-        let c = try await io.connect(queueID: 1, subsystemNQN: Self.nqn, controllerID: cntlid, queueSize: queueSize)
+        let c = try await io.connect(queueID: 1, subsystemNQN: Self.nqn, controllerID: cntlid, queueSize: queueSize,
+                                     attributes: disableSQFlowControl ? 0x4 : 0)
         guard c.status.isSuccess else { throw TestFailure("I/O connect: \(c.status)") }
         return (admin, io, cntlid)
     }

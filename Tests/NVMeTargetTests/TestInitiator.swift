@@ -91,6 +91,8 @@ final class TestQueue {
 
     var pendingWrites: [UInt16: ByteBuffer] = [:]
     var readData: [UInt16: ByteBuffer] = [:]
+    /// Completions that came as a C2HData SUCCESS flag instead of a CapsuleResp.
+    var completionsBySuccessFlag = 0
 
     /// Reads PDUs until a completion arrives: answers R2Ts, collects C2HData.
     func nextCompletion() async throws -> (CompletionQueueEntry, ByteBuffer) {
@@ -109,6 +111,12 @@ final class TestQueue {
                 var chunk = d.data
                 have.writeBuffer(&chunk)
                 readData[d.commandID] = have
+                if d.success {
+                    // NVMe/TCP 1.0 §3.6.2.7: the command completed successfully, no CapsuleResp follows.
+                    completionsBySuccessFlag += 1
+                    readData[d.commandID] = nil
+                    return (CompletionQueueEntry(submissionQueueHead: 0xFFFF, commandID: d.commandID), have)
+                }
             case .r2t(let r):
                 guard let data = pendingWrites[r.commandID] else { throw TestFailure("R2T for unknown CID \(r.commandID)") }
                 var offset = Int(r.offset)
@@ -137,8 +145,10 @@ final class TestQueue {
     }
 
     func connect(queueID: UInt16, subsystemNQN: String, hostNQN: String = TestQueue.hostNQN, hostID: [UInt8] = TestQueue.hostID,
-                 controllerID: UInt16 = 0xFFFF, queueSize: UInt16 = 32, kato: UInt32 = 0) async throws -> CompletionQueueEntry {
-        let command = ConnectCommand(queueID: queueID, submissionQueueSize: queueSize - 1, keepAliveTimeoutMilliseconds: kato)
+                 controllerID: UInt16 = 0xFFFF, queueSize: UInt16 = 32, kato: UInt32 = 0,
+                 attributes: UInt8 = 0) async throws -> CompletionQueueEntry {
+        let command = ConnectCommand(queueID: queueID, submissionQueueSize: queueSize - 1, attributes: attributes,
+                                     keepAliveTimeoutMilliseconds: kato)
         var data = ByteBuffer()
         ConnectData(hostID: hostID, controllerID: controllerID, subsystemNQN: subsystemNQN, hostNQN: hostNQN).encode(into: &data)
         return try await execute(command.submissionQueueEntry(commandID: 0), data: data).0

@@ -10,7 +10,7 @@
 #                             and --block-size 4096
 #
 # Check names (run.sh reads this line to know what to expect; keep it in sync):
-# CHECKS: discover connect-unknown-nqn-refused connect-host-not-allowed-refused connect-allowed-host block-size-4096 connect multipath-two-paths multipath-ana-optimized id-ctrl-subnqn id-ctrl-cntlid id-ctrl-mdts id-ctrl-cmic id-ns-nmic nguid-same-on-both-paths ns-size dd-readback fio-randwrite-4k-verify fio-seqwrite-128k-verify read-past-end-dd read-past-end-nvme-read disconnect connect-digests io-digests disconnect-digests
+# CHECKS: discover connect-unknown-nqn-refused connect-host-not-allowed-refused connect-allowed-host block-size-4096 connect multipath-two-paths multipath-ana-optimized id-ctrl-subnqn id-ctrl-cntlid id-ctrl-mdts id-ctrl-cmic id-ns-nmic nguid-same-on-both-paths ns-size dd-readback fio-randwrite-4k-verify fio-seqwrite-128k-verify read-past-end-dd read-past-end-nvme-read disconnect connect-digests io-digests disconnect-digests sqflow-disabled-io
 . /scenario/lib.sh
 A0=$HOST_IP A1=${HOST_IP1:-10.0.3.2}
 FOREIGN_ID=00000000-0000-4000-8000-0000000beef0
@@ -239,6 +239,30 @@ wait_for 10 no_ctrls "$NQN"
 secs=$(elapsed "$t0")
 if [ "$rc" = 0 ] && no_ctrls "$NQN" && lt "$secs" 5; then pass disconnect-digests
 else fail disconnect-digests "rc=$rc after ${secs}s, left: $(ctrls "$NQN") $(tr '\n' ' ' < /tmp/disc.out)"; fi
+
+# ---- 2c. SQ flow control disabled: reads complete with the C2HData SUCCESS flag ------------------
+step "2c. reconnect with --disable-sqflow (reads completed by C2HData SUCCESS, no CapsuleResp)"
+L0=$(dmesg | wc -l)
+nvme_connect sqflow 90 -t tcp -a "$A0" -s "$P1" -n "$NQN" --disable-sqflow
+C=$(ctrls "$NQN" "$P1")
+if [ "$CONNECT_RC" = 0 ] && [ -n "$C" ] && wait_for 15 ctrl_live "$C" && wait_for 15 head_dev "$NQN"; then
+    DEV=$(head_dev "$NQN")
+    # The 5 MiB written in 2b, read in 4K and 128K requests, then one more write + read back.
+    if timeout 120 dd if="$DEV" of=/tmp/sback bs=4k count=256 iflag=direct 2>/tmp/dd.err &&
+       timeout 120 dd if="$DEV" of=/tmp/sback bs=128k skip=8 seek=8 count=32 iflag=direct conv=notrunc 2>/tmp/dd.err &&
+       cmp /tmp/dpat /tmp/sback > /tmp/cmp.out 2>&1 &&
+       timeout 120 dd if=/tmp/dpat of="$DEV" bs=64k seek=100 count=16 oflag=direct 2>/tmp/dd.err &&
+       timeout 120 dd if="$DEV" of=/tmp/sback2 bs=64k skip=100 count=16 iflag=direct 2>/tmp/dd.err &&
+       cmp -n 1048576 /tmp/dpat /tmp/sback2 > /tmp/cmp.out 2>&1 && ctrl_live "$C" && ! dmesg | tail -n "+$((L0 + 1))" | grep -qiE 'error|reset|recover'; then
+        pass sqflow-disabled-io
+    else
+        fail sqflow-disabled-io "dd/cmp failed or controller not live ($(ctrl_state "$C")): $(tail -n1 /tmp/dd.err) $(head -n1 /tmp/cmp.out) $(dmesg_tail 3)"
+    fi
+else
+    fail sqflow-disabled-io "connect rc=$CONNECT_RC ctrl=${C:-none} state=$(ctrl_state "$C"): $(tail -n1 "$CONNECT_OUT") $(dmesg_tail 3)"
+fi
+timeout 60 nvme disconnect -n "$NQN" > /dev/null 2>&1
+wait_for 10 no_ctrls "$NQN"
 
 step "kernel log (nvme)"
 dmesg | grep -i nvme | tail -n 40

@@ -8,6 +8,9 @@ public struct PDUFramer: Sendable {
     /// The largest PLEN accepted.
     public let maximumLength: Int
     private var pending: ByteBuffer?
+    /// The most reserved ahead for a PDU whose header announced it (a peer cannot make us
+    /// allocate more than this before sending the bytes).
+    static let maximumReservation = 1 << 20
 
     public init(maximumLength: Int) {
         self.maximumLength = maximumLength
@@ -21,6 +24,15 @@ public struct PDUFramer: Sendable {
         if var buffer = pending {
             pending = nil  // keep the storage uniquely referenced while appending
             var incoming = bytes
+            // Room for the whole PDU at once (when its header is here), so a large PDU arriving
+            // in many reads is copied once instead of being regrown read after read.
+            var want = buffer.readableBytes + incoming.readableBytes
+            if buffer.readableBytes >= 8, let plen = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .little, as: UInt32.self) {
+                want = max(want, min(Int(plen), maximumLength, Self.maximumReservation))
+            }
+            if buffer.writableBytes < want - buffer.readableBytes {
+                buffer.reserveCapacity(minimumWritableBytes: want - buffer.readableBytes)
+            }
             buffer.writeBuffer(&incoming)
             pending = buffer
         } else {

@@ -46,6 +46,9 @@ public final class HostQueue: Sendable {
             (channel, handler) = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // Reads up to 256 KiB: a large C2HData PDU usually arrives in one or two reads
+                // and is then sliced, not reassembled.
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 << 10))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HostQueueHandler(

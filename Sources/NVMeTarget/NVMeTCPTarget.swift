@@ -48,6 +48,8 @@ public final class NVMeTCPTarget: Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
+                // Reads up to 256 KiB, so large H2CData PDUs are mostly sliced, not reassembled.
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 << 10))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(QueueConnection(context: context, listener: listener, isDiscoveryListener: isDiscovery))

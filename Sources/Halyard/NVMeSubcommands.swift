@@ -11,5 +11,9 @@ enum NVMeSubcommands {
         NVMeWriteCommand.self,
         NVMePerfCommand.self,
         NVMeVerifyCommand.self,  // the multipath engineer's command; built on NVMeConnectionOptions and NVMeCLISession
+        NVMeReservationRegisterCommand.self,
+        NVMeReservationAcquireCommand.self,
+        NVMeReservationReleaseCommand.self,
+        NVMeReservationReportCommand.self,
     ]
 }

@@ -7,17 +7,20 @@ import NVMeTarget
 import ServiceLifecycle
 import Storage
 
-/// `halyard nvmf-target`: serves NVMe/TCP subsystems from flags or a config file until SIGTERM.
+/// `halyard nvmf-target [serve]`: serves NVMe/TCP subsystems from flags or a config file until
+/// SIGTERM; the default subcommand of `NVMfTargetGroupCommand`.
 struct NVMfTargetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "nvmf-target",
-        abstract: "Serve NVMe/TCP subsystems (a standalone Halyard target).",
+        commandName: "serve",
+        abstract: "Serve NVMe/TCP subsystems (the default: `halyard nvmf-target --listen ...`).",
         discussion: """
             One subsystem from flags:
               halyard nvmf-target --listen 127.0.0.1:4420 --discovery 127.0.0.1:8009 \\
                   --nqn nqn.2026-11.io.halyard:demo --memory 1GiB
             Several subsystems or namespaces: --config FILE (JSON; see README.md).
             The namespace ID is 1. No --allow-host means any host may connect.
+            --control unix:PATH (or 127.0.0.1:PORT) serves the control interface used by
+            `halyard nvmf-target ana|hosts|stats` (HTTP/1.1 + JSON; see README.md).
             """)
 
     @Option(name: .customLong("listen"), help: ArgumentHelp("Listener address (repeatable).", valueName: "HOST:PORT"))
@@ -50,11 +53,17 @@ struct NVMfTargetCommand: AsyncParsableCommand {
     @Option(name: .customLong("controller-ids"), help: ArgumentHelp("Controller IDs this target hands out (disjoint per node serving the same NQN).", valueName: "MIN-MAX"))
     var controllerIDs: String = "1-65519"
 
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory for file namespaces' reservation state (default: beside each backing file).", valueName: "DIR"))
+    var stateDir: String?
+
     @Option(help: ArgumentHelp("Config file (JSON) with several subsystems/namespaces.", valueName: "FILE"))
     var config: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    @Option(help: ArgumentHelp("Serve the control interface (ANA states, host access, statistics) here: unix:PATH or 127.0.0.1:PORT.", valueName: "ADDRESS"))
+    var control: String?
 
     func validate() throws {
         if config != nil {
@@ -69,6 +78,7 @@ struct NVMfTargetCommand: AsyncParsableCommand {
         if file != nil && size == nil { throw ValidationError("--file needs --size SIZE") }
         guard blockSize == 512 || blockSize == 4096 else { throw ValidationError("--block-size must be 512 or 4096") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let control { _ = try ControlAddress(parsing: control) }
     }
 
     func run() async throws {
@@ -89,7 +99,7 @@ struct NVMfTargetCommand: AsyncParsableCommand {
             throw ConfigError("\(error)")
         }
         let target = NVMeTCPTarget(configuration: configuration, logger: logger)
-        let service = TargetService(target: target, logger: logger)
+        let service = TargetService(target: target, control: try control.map(ControlAddress.init(parsing:)), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
@@ -120,12 +130,20 @@ struct NVMfTargetCommand: AsyncParsableCommand {
                     } else {
                         throw ConfigError("\(config): namespace \(index + 1) of \(s.nqn) needs \"memory\" or \"file\"")
                     }
-                    return NamespaceConfiguration(namespaceID: ns.nsid ?? UInt32(index + 1), device: device)
+                    let anaGroup = ns.anaGroup ?? 1
+                    guard (1...16).contains(anaGroup) else {
+                        throw ConfigError("\(config): namespace \(index + 1) of \(s.nqn): \"anaGroup\" must be 1-16, not \(anaGroup)")
+                    }
+                    let nsid = ns.nsid ?? UInt32(index + 1)
+                    return NamespaceConfiguration(namespaceID: nsid, device: device, anaGroupID: anaGroup,
+                                                  reservationState: try reservationState(nqn: s.nqn, namespaceID: nsid, fileBacked: ns.file != nil))
                 }
-                return SubsystemConfiguration(
+                var subsystem = SubsystemConfiguration(
                     nqn: s.nqn, serialNumber: s.serial, modelNumber: s.model ?? "Halyard NVMe/TCP",
                     controllerIDRange: try controllerIDRange(s.controllerIDs ?? "1-65519"),
                     allowedHosts: s.allowHosts.map(Set.init), namespaces: namespaces)
+                subsystem.deniedHosts = Set(s.denyHosts ?? [])
+                return subsystem
             }
             return TargetConfiguration(
                 listeners: listeners, discoveryListener: try file.discovery.map { try listener($0, advertise: file.advertise) },
@@ -140,7 +158,8 @@ struct NVMfTargetCommand: AsyncParsableCommand {
         let subsystem = SubsystemConfiguration(
             nqn: nqn!, controllerIDRange: try controllerIDRange(controllerIDs),
             allowedHosts: allowHosts.isEmpty ? nil : Set(allowHosts),
-            namespaces: [NamespaceConfiguration(namespaceID: 1, device: device)])
+            namespaces: [NamespaceConfiguration(namespaceID: 1, device: device,
+                                                reservationState: try reservationState(nqn: nqn!, namespaceID: 1, fileBacked: file != nil))])
         return TargetConfiguration(
             listeners: try listen.map { try listener($0, advertise: advertise) },
             discoveryListener: try discovery.map { try listener($0, advertise: advertise) },
@@ -167,15 +186,27 @@ struct NVMfTargetCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs an `NVMeTCPTarget` as a service: start, wait for graceful shutdown (SIGTERM), stop.
+/// Runs an `NVMeTCPTarget` as a service: start (then its control interface, if any), wait for
+/// graceful shutdown (SIGTERM), stop.
 struct TargetService: Service {
     let target: NVMeTCPTarget
+    var control: ControlAddress? = nil
     let logger: Logger
 
     func run() async throws {
         try await target.start()
+        var server: ControlServer?
+        if let control {
+            do {
+                server = try await ControlServer.start(address: control, api: ControlAPI(target: target), group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            } catch {
+                await target.stop()
+                throw ConfigError("cannot serve the control interface on \(control): \(error)")
+            }
+        }
         try? await gracefulShutdown()
         logger.info("shutting down")
+        await server?.stop()
         await target.stop()
     }
 }

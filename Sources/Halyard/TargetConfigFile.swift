@@ -9,10 +9,10 @@ import Foundation
 ///   "advertise": "10.0.2.2",
 ///   "subsystems": [
 ///     { "nqn": "nqn.2026-11.io.halyard:vol1",
-///       "allowHosts": ["nqn.2014-08.org.nvmexpress:uuid:..."],
+///       "allowHosts": ["nqn.2014-08.org.nvmexpress:uuid:..."], "denyHosts": [],
 ///       "controllerIDs": "1-1000", "serial": "optional", "model": "optional",
 ///       "namespaces": [
-///         { "nsid": 1, "memory": "64MiB", "blockSize": 512 },
+///         { "nsid": 1, "memory": "64MiB", "blockSize": 512, "anaGroup": 1 },
 ///         { "nsid": 2, "file": "vol1.img", "size": "1GiB", "blockSize": 4096 } ] } ]
 /// }
 /// ```
@@ -23,11 +23,14 @@ struct TargetConfigFile: Decodable {
         var file: String?
         var size: String?
         var blockSize: Int?
+        /// ANA group 1-16 (default 1).
+        var anaGroup: UInt32?
     }
 
     struct Subsystem: Decodable {
         var nqn: String
         var allowHosts: [String]?
+        var denyHosts: [String]?
         var controllerIDs: String?
         var serial: String?
         var model: String?

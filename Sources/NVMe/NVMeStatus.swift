@@ -46,7 +46,42 @@ public struct NVMeStatus: Hashable, Sendable, CustomStringConvertible {
     public var dnr: NVMeStatus { var s = self; s.doNotRetry = true; return s }
 
     public var description: String {
-        "NVMe status 0x\(String(value, radix: 16)) (SCT \(codeType) SC 0x\(String(code, radix: 16))\(doNotRetry ? ", DNR" : ""))"
+        let raw = "NVMe status 0x\(String(value, radix: 16)) (SCT \(codeType) SC 0x\(String(code, radix: 16))\(doNotRetry ? ", DNR" : ""))"
+        return name.map { "\($0), \(raw)" } ?? raw
+    }
+
+    /// The spec's name of this status code (NVMe base spec 2.0 §4.6.1.2), for the statuses a
+    /// user meets; nil for the others.
+    public var name: String? {
+        switch (codeType, code) {
+        case (0, 0x00): "Success"
+        case (0, 0x01): "Invalid Command Opcode"
+        case (0, 0x02): "Invalid Field in Command"
+        case (0, 0x04): "Data Transfer Error"
+        case (0, 0x06): "Internal Error"
+        case (0, 0x07): "Command Abort Requested"
+        case (0, 0x08): "Command Aborted due to SQ Deletion"
+        case (0, 0x0B): "Invalid Namespace or Format"
+        case (0, 0x0C): "Command Sequence Error"
+        case (0, 0x0F): "Data SGL Length Invalid"
+        case (0, 0x18): "Host Identifier Inconsistent Format"
+        case (0, 0x1B): "Command Aborted due to Preempt and Abort"
+        case (0, 0x22): "Transient Transport Error"
+        case (0, 0x80): "LBA Out of Range"
+        case (0, 0x81): "Capacity Exceeded"
+        case (0, 0x82): "Namespace Not Ready"
+        case (0, 0x83): "Reservation Conflict"
+        case (1, 0x80): "Connect Incompatible Format"
+        case (1, 0x81): "Connect Controller Busy"
+        case (1, 0x82): "Connect Invalid Parameters"
+        case (1, 0x84): "Connect Invalid Host"
+        case (2, 0x80): "Write Fault"
+        case (2, 0x81): "Unrecovered Read Error"
+        case (3, 0x01): "Asymmetric Access Persistent Loss"
+        case (3, 0x02): "Asymmetric Access Inaccessible"
+        case (3, 0x03): "Asymmetric Access Transition"
+        default: nil
+        }
     }
 
     // Generic command status (SCT 0).

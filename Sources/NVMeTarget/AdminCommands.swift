@@ -17,6 +17,8 @@ struct AdminCommands {
         switch opcode {
         case .identify: return identify(sqe)
         case .getLogPage: return getLogPage(sqe)
+        case .setFeatures where Self.isSetReservationPersistence(sqe) && !controller.isDiscovery:
+            return setReservationPersistence(sqe)  // completes once durable (AdminCommands+Reservations.swift)
         case .setFeatures: return setFeatures(sqe)
         case .getFeatures: return getFeatures(sqe)
         case .asyncEventRequest:
@@ -85,7 +87,7 @@ struct AdminCommands {
             id.nanagrpid = ANAGroups.maximumGroupID
             id.nn = ANAGroups.maximumNamespaceID
             id.mnan = ANAGroups.maximumNamespaceID
-            id.oncs = 0x0C  // Dataset Management, Write Zeroes
+            id.oncs = 0x2C  // Dataset Management, Write Zeroes, Reservations
             // VWC b0 present; b2:1 = 11b: Flush with NSID FFFFFFFFh flushes every namespace.
             id.vwc = subsystem.hasVolatileWriteCache ? 0x07 : 0x06
             id.sgls = 0x0010_0001  // SGLs supported (no alignment), offsets for in-capsule data
@@ -105,8 +107,9 @@ struct AdminCommands {
         IdentifyNamespace(
             nsze: ns.blockCount, ncap: ns.blockCount, nuse: ns.blockCount,
             nmic: 0x01,  // may be attached to several controllers
+            rescap: ns.reservations.capabilities.rawValue,
             dlfeat: 0x09,  // deallocated blocks read as zeroes; Write Zeroes may deallocate
-            anagrpid: ANAGroups.defaultGroupID,
+            anagrpid: ns.anaGroupID,
             nguid: ns.identity.nguid,
             lbaFormats: [LBAFormat(lbaDataSizeShift: ns.blockSizeShift)])
     }
@@ -132,6 +135,8 @@ struct AdminCommands {
             page = b
         case (.firmwareSlot, false):
             page = zeros(512)
+        case (.reservationNotification, false):
+            page = reservationNotificationLogPage()
         case (.changedNamespaces, false):
             var b = ByteBufferAllocator().buffer(capacity: 4096)
             ChangedNamespaceList().encode(into: &b)
@@ -147,11 +152,7 @@ struct AdminCommands {
 
     /// The ANA log page as seen through this controller's listener (NVMe base spec 2.0 §5.16.1.12).
     func anaLogPage() -> ANALogPage {
-        let state = ANAGroups.state(for: controller.listener)
-        return ANALogPage(changeCount: ANAGroups.changeCount, groups: [
-            .init(anaGroupID: ANAGroups.defaultGroupID, changeCount: ANAGroups.changeCount, state: state,
-                  namespaceIDs: subsystem.namespaceIDs)
-        ])
+        subsystem.ana.logPage(listenerIndex: controller.listenerIndex)
     }
 
     private func zeros(_ n: Int) -> ByteBuffer {
@@ -194,6 +195,8 @@ struct AdminCommands {
             return .success(dw0: ms)
         case .volatileWriteCache where !controller.isDiscovery:
             return .success(dw0: subsystem.hasVolatileWriteCache ? 1 : 0)
+        case .reservationPersistence where !controller.isDiscovery:
+            return getReservationPersistence(sqe)
         case .hostIdentifier where !controller.isDiscovery:
             guard sqe.cdw11 & 1 == 1 else { return .failure(.invalidField) }  // EXHID: 128-bit only
             var b = ByteBufferAllocator().buffer(capacity: 16)
@@ -203,20 +206,6 @@ struct AdminCommands {
             return .failure(.invalidField)
         }
     }
-}
-
-/// Asymmetric Namespace Access groups (NVMe base spec 2.0 §8.1). For now every namespace is in
-/// group 1 and every listener reports it optimized; runtime ANA changes come with the
-/// reservations/ANA work.
-enum ANAGroups {
-    static let defaultGroupID: UInt32 = 1
-    /// ANAGRPMAX and NANAGRPID.
-    static let maximumGroupID: UInt32 = 16
-    /// NN and MNAN.
-    static let maximumNamespaceID: UInt32 = 1024
-    static let changeCount: UInt64 = 1
-
-    static func state(for listener: ListenerConfiguration) -> ANAState { .optimized }
 }
 
 /// Version strings the target reports.

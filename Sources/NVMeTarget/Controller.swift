@@ -15,8 +15,18 @@ public final class Controller: Sendable {
     public let subsystem: Subsystem
     public let hostNQN: String
     public let hostID: [UInt8]
+    /// The host ID as reservations key it: every controller of one host shares its registrations.
+    public let hostIdentifier: HostIdentifier
+    /// Reservation notices not yet read through Get Log Page 80h (ReservationNotices.swift).
+    let reservationNotices = ReservationNoticeQueue()
     /// The listener the admin queue connected through (its ANA view).
     public let listener: ListenerConfiguration
+    /// That listener's index in the target's configuration (the path ANA states are kept for).
+    public let listenerIndex: Int
+    /// The ANA states of the subsystem's groups through that listener; read per I/O, lock-free.
+    let anaPath: ANAPath
+    /// Read/write counters of the controller's I/O queues.
+    let ioCounterSet = IOCounterSet()
     let limits: TargetLimits
     let logger: Logger
     /// The admin queue's event loop: keep-alive timer and AER completions run there.
@@ -46,13 +56,16 @@ public final class Controller: Sendable {
     }
     let state: Mutex<State>
 
-    init(id: UInt16, subsystem: Subsystem, hostNQN: String, hostID: [UInt8], listener: ListenerConfiguration,
+    init(id: UInt16, subsystem: Subsystem, hostNQN: String, hostID: [UInt8], listener: ListenerConfiguration, listenerIndex: Int,
          keepAliveTimeout: TimeAmount?, limits: TargetLimits, adminEventLoop: any EventLoop, logger: Logger) {
         self.id = id
         self.subsystem = subsystem
         self.hostNQN = hostNQN
         self.hostID = hostID
+        self.hostIdentifier = HostIdentifier(bytes: hostID)
         self.listener = listener
+        self.listenerIndex = listenerIndex
+        self.anaPath = subsystem.ana.path(listenerIndex: listenerIndex)
         self.limits = limits
         self.adminEventLoop = adminEventLoop
         var logger = logger
@@ -235,7 +248,7 @@ public final class Controller: Sendable {
     /// AERL (0's based).
     static let asyncEventRequestLimit: UInt8 = 3
 
-    private func sendCompletion(_ cqe: CompletionQueueEntry) {
+    func sendCompletion(_ cqe: CompletionQueueEntry) {
         let sink = state.withLock { $0.completionSink }
         sink?(cqe)
     }

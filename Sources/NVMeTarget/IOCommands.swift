@@ -3,8 +3,9 @@ import NVMe
 import Storage
 
 /// Executes NVM command set I/O commands against a namespace's block device (NVM command set spec
-/// 1.0 §3): Read, Write, Flush, Write Zeroes and Dataset Management (deallocate). Checks come in
-/// the order the Linux target uses: namespace, then range, then execution.
+/// 1.0 §3): Read, Write, Flush, Write Zeroes and Dataset Management (deallocate); reservation
+/// commands go to ReservationCommands. Checks come in the order the Linux target uses: namespace,
+/// (ANA, in QueueConnection), reservation access, then range, then execution.
 enum IOCommands {
     /// Expected host→controller or controller→host data length for an I/O command, used to
     /// validate the SGL before any data moves. nil when the command is unknown here.
@@ -26,32 +27,47 @@ enum IOCommands {
     /// Executes `sqe` and calls `completion` on `eventLoop` (inline when the backend finishes
     /// inline). Reads and writes use the block device's callback form: no future per I/O.
     /// Must be called on `eventLoop`.
-    static func execute(_ sqe: SubmissionQueueEntry, data: ByteBuffer, subsystem: Subsystem, on eventLoop: any EventLoop,
-                        completion: @escaping (CommandOutcome) -> Void) {
+    /// `host` is the submitting controller's host ID: every command that touches the namespace is
+    /// admitted by its reservation gate first (IOCommands+Reservations.swift) and released after
+    /// its completion has been handed on.
+    static func execute(_ sqe: SubmissionQueueEntry, data: ByteBuffer, subsystem: Subsystem, host: HostIdentifier,
+                        on eventLoop: any EventLoop, completion: @escaping (CommandOutcome) -> Void) {
         switch IOOpcode(rawValue: sqe.opcode) {
         case .read:
             guard let ns = subsystem.namespace(sqe.namespaceID) else { return completion(.failure(.invalidNamespace)) }
+            guard let token = admit(ns, host: host, isWrite: false, completion) else { return }
             let slba = UInt64(sqe.cdw10) | UInt64(sqe.cdw11) << 32
             let blocks = (sqe.cdw12 & 0xFFFF) + 1
-            guard ns.contains(lba: slba, count: UInt64(blocks)) else { return completion(.failure(.lbaOutOfRange)) }
+            guard ns.contains(lba: slba, count: UInt64(blocks)) else {
+                completion(.failure(.lbaOutOfRange))
+                return ns.reservations.release(token)
+            }
             ns.device.read(lba: slba, blocks: blocks, on: eventLoop) { result in
                 switch result {
                 case .success(let data): completion(.success(data: data))
                 case .failure(let error): completion(.failure(NVMeStatus(blockDeviceError: error)))
                 }
+                ns.reservations.release(token)
             }
         case .write:
             guard let ns = subsystem.namespace(sqe.namespaceID) else { return completion(.failure(.invalidNamespace)) }
+            guard let token = admit(ns, host: host, isWrite: true, completion) else { return }
             let slba = UInt64(sqe.cdw10) | UInt64(sqe.cdw11) << 32
             let blocks = UInt64(sqe.cdw12 & 0xFFFF) + 1
-            guard ns.contains(lba: slba, count: blocks) else { return completion(.failure(.lbaOutOfRange)) }
+            guard ns.contains(lba: slba, count: blocks) else {
+                completion(.failure(.lbaOutOfRange))
+                return ns.reservations.release(token)
+            }
             ns.device.write(lba: slba, data: data, fua: sqe.cdw12 & (1 << 30) != 0, on: eventLoop) { result in
                 switch result {
                 case .success: completion(.success())
                 case .failure(let error): completion(.failure(NVMeStatus(blockDeviceError: error)))
                 }
+                ns.reservations.release(token)
             }
         default:
+            guard let completion = admitOther(sqe, data: data, subsystem: subsystem, host: host, on: eventLoop,
+                                              completion: completion) else { return }
             execute(sqe, data: data, subsystem: subsystem, on: eventLoop).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success(let outcome): completion(outcome)

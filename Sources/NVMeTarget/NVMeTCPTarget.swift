@@ -28,10 +28,11 @@ public final class NVMeTCPTarget: Sendable {
             self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             ownsGroup = true
         }
-        let subsystems = configuration.subsystems.map { Subsystem(configuration: $0) }
+        let subsystems = configuration.subsystems.map { Subsystem(configuration: $0, listenerCount: configuration.listeners.count) }
         let discovery = configuration.discoveryListener.map { _ in Subsystem(discoveryControllerIDRange: 1...0xFFEF) }
         context = TargetContext(subsystems: subsystems, discovery: discovery, listeners: configuration.listeners,
                                 limits: configuration.limits, logger: logger)
+        for subsystem in subsystems { subsystem.prepareReservations(logger: logger) }
     }
 
     /// Binds every listener (SO_REUSEADDR, so a restarted target gets its port at once).
@@ -52,7 +53,7 @@ public final class NVMeTCPTarget: Sendable {
                 .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 << 10))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(QueueConnection(context: context, listener: listener, isDiscoveryListener: isDiscovery))
+                        try channel.pipeline.syncOperations.addHandler(QueueConnection(context: context, listener: listener, listenerIndex: index, isDiscoveryListener: isDiscovery))
                     }
                 }
                 .bind(host: listener.host, port: listener.port).get()
@@ -86,6 +87,7 @@ extension NVMeTCPTarget {
     /// protocol engine in another channel (tests, fuzzing). `start()` installs the same handler on
     /// every accepted connection.
     public func makeConnectionHandler(listener: ListenerConfiguration) -> any ChannelHandler {
-        QueueConnection(context: context, listener: listener)
+        let index = configuration.listeners.firstIndex(where: { $0.host == listener.host && $0.port == listener.port }) ?? 0
+        return QueueConnection(context: context, listener: listener, listenerIndex: index)
     }
 }

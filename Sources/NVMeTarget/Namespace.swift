@@ -12,8 +12,13 @@ public final class Namespace: Sendable {
     public let blockCount: UInt64
     /// log2(blockSize): 9 or 12.
     public let blockSizeShift: UInt8
+    /// The ANA group the namespace is in (Identify Namespace ANAGRPID; fixed while served).
+    public let anaGroupID: UInt32
+    /// The reservation gate every command touching the data passes (NamespaceReservations.swift).
+    public let reservations: NamespaceReservations
 
-    init(id: UInt32, device: any BlockDevice, identity: NamespaceIdentity) {
+    init(id: UInt32, device: any BlockDevice, identity: NamespaceIdentity, anaGroupID: UInt32 = 1,
+         reservationState: ReservationStateLocation = .automatic) {
         precondition(id != 0 && id < 0xFFFF_FFFE, "namespace ID \(id) is reserved")
         precondition(device.blockSize.nonzeroBitCount == 1 && device.blockSize >= 512, "block size must be a power of two ≥ 512")
         self.id = id
@@ -22,6 +27,9 @@ public final class Namespace: Sendable {
         self.blockSize = device.blockSize
         self.blockCount = device.blockCount
         self.blockSizeShift = UInt8(device.blockSize.trailingZeroBitCount)
+        self.anaGroupID = anaGroupID
+        self.reservations = NamespaceReservations(
+            namespaceID: id, stateFile: reservationState.resolvedPath(device: device).map(ReservationStateFile.init(path:)))
     }
 
     /// Whether blocks [lba, lba+count) lie inside the namespace (overflow-safe).

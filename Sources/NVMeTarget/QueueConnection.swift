@@ -55,10 +55,15 @@ final class QueueConnection: ChannelInboundHandler {
 
     /// A connection on the discovery listener may only reach the discovery subsystem.
     let isDiscoveryListener: Bool
+    /// The listener's index in the target's configuration: its ANA path and counters.
+    let listenerIndex: Int
+    /// This I/O queue's read/write counters (summed per listener and per controller).
+    var ioCounters: QueueIOCounters?
 
-    init(context: TargetContext, listener: ListenerConfiguration, isDiscoveryListener: Bool = false) {
+    init(context: TargetContext, listener: ListenerConfiguration, listenerIndex: Int = 0, isDiscoveryListener: Bool = false) {
         self.context = context
         self.listener = listener
+        self.listenerIndex = listenerIndex
         self.isDiscoveryListener = isDiscoveryListener
         self.framer = PDUFramer(maximumLength: context.limits.maximumPDULength)
         self.logger = context.logger
@@ -95,6 +100,10 @@ final class QueueConnection: ChannelInboundHandler {
                 logger.debug("I/O queue \(qid) disconnected")
                 controller.detachIOQueue(qid, channel: context.channel)
             }
+        }
+        if let counters = ioCounters, let controller = attachment?.controller {
+            controller.ioCounterSet.retire(counters)
+            self.context.listenerCounters(listenerIndex)?.retire(counters)
         }
         transfers.removeAll()
         channelContext = nil
@@ -306,12 +315,25 @@ final class QueueConnection: ChannelInboundHandler {
                 if controller.isTornDown { channelContext?.close(promise: nil); return }
                 return complete(sqe, .failure(.commandSequenceError))
             }
-            if let expected = IOCommands.expectedDataLength(sqe, namespace: controller.subsystem.namespace(sqe.namespaceID)),
+            let namespace = controller.subsystem.namespace(sqe.namespaceID)
+            // Check order (research/nvme-tcp.md §5): namespace (IOCommands), then this path's ANA
+            // state, then reservations (IOCommands). Admin commands never get here.
+            if let status = controller.anaPath.ioStatus(namespace: namespace, namespaceID: sqe.namespaceID, subsystem: controller.subsystem) {
+                return complete(sqe, .failure(status))
+            }
+            if let expected = IOCommands.expectedDataLength(sqe, namespace: namespace),
                expected != Int(sqe.dataPointer.length), sqe.opcode != IOOpcode.flush.rawValue, sqe.opcode != IOOpcode.writeZeroes.rawValue {
                 return complete(sqe, .failure(.dataSGLLengthInvalid))
             }
+            if let counters = ioCounters, namespace != nil {
+                if sqe.opcode == IOOpcode.read.rawValue {
+                    counters.countRead(bytes: sqe.dataPointer.length)
+                } else if sqe.opcode == IOOpcode.write.rawValue {
+                    counters.countWrite(bytes: sqe.dataPointer.length)
+                }
+            }
             guard let eventLoop = channelContext?.eventLoop else { return }
-            IOCommands.execute(sqe, data: data, subsystem: controller.subsystem, on: eventLoop) { [self] outcome in
+            IOCommands.execute(sqe, data: data, subsystem: controller.subsystem, host: controller.hostIdentifier, on: eventLoop) { [self] outcome in
                 complete(sqe, outcome)
             }
         default:
@@ -383,10 +405,19 @@ final class QueueConnection: ChannelInboundHandler {
             let eventLoop = channel.eventLoop
             let listener = self.listener
             let limits = context.limits
-            guard let controller = subsystem.allocateController({ id in
+            let listenerIndex = self.listenerIndex
+            let controller: Controller
+            switch subsystem.allocateController(hostNQN: connectData.hostNQN, { id in
                 Controller(id: id, subsystem: subsystem, hostNQN: connectData.hostNQN, hostID: connectData.hostID,
-                           listener: listener, keepAliveTimeout: kato, limits: limits, adminEventLoop: eventLoop, logger: log)
-            }) else {
+                           listener: listener, listenerIndex: listenerIndex, keepAliveTimeout: kato, limits: limits,
+                           adminEventLoop: eventLoop, logger: log)
+            }) {
+            case .success(let c):
+                controller = c
+            case .failure(.hostNotAllowed):
+                log.warning("connect refused: host not allowed")
+                return .failure(.connectInvalidHost, dw0: 0x0001_0200)
+            case .failure(.noControllerIDFree):
                 log.warning("connect refused: no controller ID free in \(subsystem.controllerIDRange)")
                 return .failure(.connectControllerBusy)
             }
@@ -410,6 +441,10 @@ final class QueueConnection: ChannelInboundHandler {
         }
         phase = .io(controller, queueID: command.queueID)
         attachment = (controller, command.queueID)
+        let counters = QueueIOCounters()
+        ioCounters = counters
+        controller.ioCounterSet.attach(counters)
+        context.listenerCounters(listenerIndex)?.attach(counters)
         logger[metadataKey: "cntlid"] = "\(controller.id)"
         log.debug("I/O queue \(command.queueID) connected to controller \(controller.id) (depth \(Int(command.submissionQueueSize) + 1))")
         return .success(dw0: UInt32(controller.id))

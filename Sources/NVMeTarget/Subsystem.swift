@@ -23,15 +23,20 @@ public final class Subsystem: Sendable {
     let namespaceIDs: [UInt32]
     /// Whether any namespace has a volatile write cache (Identify VWC).
     let hasVolatileWriteCache: Bool
+    /// ANA groups and the state of each on every listener (HostAccess.swift has the host rules).
+    public let ana: ANAGroupTable
 
-    private struct State {
-        var allowedHosts: Set<String>?
+    struct State {
+        var access: HostAccessPolicy
+        /// Incremented on every host access change (the discovery log's generation counter).
+        var accessGeneration: UInt64 = 0
         var controllers: [UInt16: Controller] = [:]
         var nextControllerID: UInt16
     }
-    private let state: Mutex<State>
+    let state: Mutex<State>
 
-    init(configuration: SubsystemConfiguration) {
+    /// `listenerCount`: the target's NVM listeners, one ANA path each.
+    init(configuration: SubsystemConfiguration, listenerCount: Int = 1) {
         nqn = configuration.nqn
         kind = .nvm
         serialNumber = configuration.serialNumber ?? NamespaceIdentity.serialNumber(subsystemNQN: configuration.nqn)
@@ -42,12 +47,15 @@ public final class Subsystem: Sendable {
             precondition(namespaces[ns.namespaceID] == nil, "duplicate namespace ID \(ns.namespaceID) in \(configuration.nqn)")
             namespaces[ns.namespaceID] = Namespace(
                 id: ns.namespaceID, device: ns.device,
-                identity: ns.identity ?? .derived(subsystemNQN: configuration.nqn, namespaceID: ns.namespaceID))
+                identity: ns.identity ?? .derived(subsystemNQN: configuration.nqn, namespaceID: ns.namespaceID),
+                anaGroupID: ns.anaGroupID, reservationState: ns.reservationState)
         }
         self.namespaces = namespaces
         namespaceIDs = namespaces.keys.sorted()
         hasVolatileWriteCache = namespaces.values.contains { $0.device.hasVolatileWriteCache }
-        state = Mutex(State(allowedHosts: configuration.allowedHosts, nextControllerID: configuration.controllerIDRange.lowerBound))
+        ana = ANAGroupTable(groupOf: namespaces.mapValues(\.anaGroupID), listenerCount: listenerCount)
+        state = Mutex(State(access: HostAccessPolicy(allowedHosts: configuration.allowedHosts, deniedHosts: configuration.deniedHosts),
+                            nextControllerID: configuration.controllerIDRange.lowerBound))
     }
 
     /// The discovery subsystem.
@@ -60,42 +68,43 @@ public final class Subsystem: Sendable {
         namespaces = [:]
         namespaceIDs = []
         hasVolatileWriteCache = false
-        state = Mutex(State(allowedHosts: nil, nextControllerID: discoveryControllerIDRange.lowerBound))
+        ana = ANAGroupTable(groupOf: [:], listenerCount: 1)
+        state = Mutex(State(access: HostAccessPolicy(), nextControllerID: discoveryControllerIDRange.lowerBound))
     }
 
     public func namespace(_ id: UInt32) -> Namespace? { namespaces[id] }
 
     /// Whether `hostNQN` may connect (the discovery subsystem admits every host).
     public func isHostAllowed(_ hostNQN: String) -> Bool {
-        kind == .discovery || state.withLock { $0.allowedHosts.map { $0.contains(hostNQN) } ?? true }
+        kind == .discovery || state.withLock { $0.access.permits(hostNQN) }
     }
 
-    /// Replaces the allowed-host list (nil = any host). Returns the controllers of hosts that lost
-    /// access, which the caller disconnects.
+    /// Replaces the allowed-host list (nil = any host), keeping the deny list. Returns the
+    /// controllers of hosts that lost access, already torn down (their connections closing).
     @discardableResult
     public func setAllowedHosts(_ hosts: Set<String>?) -> [Controller] {
-        let (removed, _) = state.withLock { state -> ([Controller], Void) in
-            state.allowedHosts = hosts
-            guard let hosts else { return ([], ()) }
-            return (state.controllers.values.filter { !hosts.contains($0.hostNQN) }, ())
-        }
-        for controller in removed { controller.tearDown(reason: "host access revoked") }
-        return removed
+        let denied = state.withLock { $0.access.deniedHosts }
+        return (try? updateHostAccess(.replace(allowed: hosts, denied: denied))) ?? []
     }
 
     /// The allowed-host list (nil = any host).
-    public var allowedHosts: Set<String>? { state.withLock { $0.allowedHosts } }
+    public var allowedHosts: Set<String>? { state.withLock { $0.access.allowedHosts } }
 
     /// Controllers currently associated with the subsystem.
     public var controllers: [Controller] { state.withLock { Array($0.controllers.values) } }
 
-    /// Allocates a controller ID and registers a controller made by `make`, or returns nil when
-    /// every ID of the range is in use.
-    func allocateController(_ make: (UInt16) -> Controller) -> Controller? {
+    /// Why a controller could not be made.
+    enum AdmissionRefusal: Error { case hostNotAllowed, noControllerIDFree }
+
+    /// Allocates a controller ID and registers a controller made by `make` for `hostNQN`. The host
+    /// is checked under the same lock a host access change takes, so a host denied concurrently
+    /// either is refused here or has the new controller torn down by that change.
+    func allocateController(hostNQN: String, _ make: (UInt16) -> Controller) -> Result<Controller, AdmissionRefusal> {
         state.withLock { state in
+            guard kind == .discovery || state.access.permits(hostNQN) else { return .failure(.hostNotAllowed) }
             let range = controllerIDRange
             let span = Int(range.upperBound) - Int(range.lowerBound) + 1
-            guard state.controllers.count < span else { return nil }
+            guard state.controllers.count < span else { return .failure(.noControllerIDFree) }
             // Hand out IDs in rotation so a just-freed ID is not reused at once (a host may still
             // hold the old controller in its tables).
             var candidate = state.nextControllerID
@@ -105,7 +114,7 @@ public final class Subsystem: Sendable {
             state.nextControllerID = candidate == range.upperBound ? range.lowerBound : candidate + 1
             let controller = make(candidate)
             state.controllers[candidate] = controller
-            return controller
+            return .success(controller)
         }
     }
 

@@ -8,11 +8,19 @@ public struct NamespaceConfiguration: Sendable {
     public var device: any BlockDevice
     /// NGUID/UUID; by default derived from the subsystem NQN and namespace ID.
     public var identity: NamespaceIdentity?
+    /// ANA group (1...16) the namespace belongs to (Identify Namespace ANAGRPID); group 1 unless set.
+    public var anaGroupID: UInt32
+    /// Where reservation state is kept for Persist Through Power Loss: by default beside a file
+    /// namespace's backing file (`<file>.reservations.json`), in memory for other devices.
+    public var reservationState: ReservationStateLocation
 
-    public init(namespaceID: UInt32 = 1, device: any BlockDevice, identity: NamespaceIdentity? = nil) {
+    public init(namespaceID: UInt32 = 1, device: any BlockDevice, identity: NamespaceIdentity? = nil, anaGroupID: UInt32 = 1,
+                reservationState: ReservationStateLocation = .automatic) {
         self.namespaceID = namespaceID
         self.device = device
         self.identity = identity
+        self.anaGroupID = anaGroupID
+        self.reservationState = reservationState
     }
 }
 
@@ -29,6 +37,8 @@ public struct SubsystemConfiguration: Sendable {
     public var controllerIDRange: ClosedRange<UInt16>
     /// Host NQNs allowed to connect; nil allows any host.
     public var allowedHosts: Set<String>?
+    /// Host NQNs never allowed to connect (deny wins over allow).
+    public var deniedHosts: Set<String> = []
     public var namespaces: [NamespaceConfiguration]
 
     public init(nqn: String, serialNumber: String? = nil, modelNumber: String = "Halyard NVMe/TCP",

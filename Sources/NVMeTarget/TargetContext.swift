@@ -11,6 +11,8 @@ final class TargetContext: Sendable {
     /// Listeners with their bound ports (known once the target has started).
     var listeners: [ListenerConfiguration] { boundListeners.withLock { $0 } }
     let boundListeners: Mutex<[ListenerConfiguration]>
+    /// Read/write counters of each NVM listener's I/O queues, by listener index.
+    let listenerCounterSets: [IOCounterSet]
     let limits: TargetLimits
     let logger: Logger
 
@@ -20,8 +22,20 @@ final class TargetContext: Sendable {
         self.subsystems = byNQN
         self.discovery = discovery
         self.boundListeners = Mutex(listeners)
+        self.listenerCounterSets = listeners.map { _ in IOCounterSet() }
         self.limits = limits
         self.logger = logger
+    }
+
+    /// The counters of NVM listener `index` (nil for the discovery listener).
+    func listenerCounters(_ index: Int) -> IOCounterSet? {
+        listenerCounterSets.indices.contains(index) ? listenerCounterSets[index] : nil
+    }
+
+    /// The discovery log's GENCTR: changes whenever the subsystems some host may see change (every
+    /// host access change increments its subsystem's generation; listeners are fixed).
+    var discoveryGeneration: UInt64 {
+        subsystems.values.reduce(1) { $0 &+ $1.hostAccessGeneration }
     }
 
     func subsystem(nqn: String) -> Subsystem? {
@@ -32,6 +46,7 @@ final class TargetContext: Sendable {
     /// The discovery log page for `hostNQN`: one entry per (subsystem the host may access ×
     /// listener), with the listener's advertised address (NVMe over Fabrics spec 1.1 §5.3).
     func discoveryLogPage(hostNQN: String) -> DiscoveryLogPage {
+        let generation = discoveryGeneration  // before the entries: a change in between shows on the next read
         var entries: [DiscoveryLogEntry] = []
         for subsystem in subsystems.values.sorted(by: { $0.nqn < $1.nqn }) where subsystem.isHostAllowed(hostNQN) {
             for (index, listener) in listeners.enumerated() {
@@ -44,6 +59,6 @@ final class TargetContext: Sendable {
                     transportAddress: address))
             }
         }
-        return DiscoveryLogPage(generationCounter: 1, entries: entries)
+        return DiscoveryLogPage(generationCounter: generation, entries: entries)
     }
 }

@@ -137,19 +137,21 @@ ss = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
-read -r P1 P2 DISC ACLP FP <<< "$(free_ports 5)"
+read -r P1 P2 DISC ACLP FP RP1 RP2 <<< "$(free_ports 7)"
 
 # ---- targets ------------------------------------------------------------------------------------
 NQN=nqn.2026-11.io.halyard:interop-main
 ACL_NQN=nqn.2026-11.io.halyard:interop-acl
 FNQN=nqn.2026-11.io.halyard:interop-file
+RNQN=nqn.2026-11.io.halyard:interop-resv
 SIZE=$((128 << 20)) FSIZE=$((64 << 20))
 TARGET_ARGS_main=(--listen "127.0.0.1:$P1" --listen "127.0.0.1:$P2" --discovery "127.0.0.1:$DISC"
                   --advertise 10.0.2.2 --nqn "$NQN" --memory 128MiB)
 TARGET_ARGS_acl=(--listen "127.0.0.1:$ACLP" --nqn "$ACL_NQN" --memory 16MiB --block-size 4096
                  --allow-host "$GUEST_HOSTNQN")
 TARGET_ARGS_file=(--listen "127.0.0.1:$FP" --nqn "$FNQN" --file "$WORK/file-target.img" --size 64MiB)
-declare -A TPORTS=([main]="$P1 $P2 $DISC" [acl]="$ACLP" [file]="$FP")
+TARGET_ARGS_resv=(--listen "127.0.0.1:$RP1" --listen "127.0.0.1:$RP2" --nqn "$RNQN" --file "$WORK/resv-target.img" --size 16MiB)
+declare -A TPORTS=([main]="$P1 $P2 $DISC" [acl]="$ACLP" [file]="$FP" [resv]="$RP1 $RP2")
 
 start_target() {   # start_target NAME: start it with TARGET_ARGS_NAME, log to target-NAME.log
     local -n args="TARGET_ARGS_$1"
@@ -200,10 +202,10 @@ stop_target() {   # stop_target NAME SECONDS: SIGTERM and wait; sets STOPPED (ho
 }
 
 declare -A UP=()
-for t in main acl file; do
+for t in main acl file resv; do
     start_target "$t"
 done
-for t in main acl file; do
+for t in main acl file resv; do
     if why=$(wait_listening "$t" 30); then pass "target-start-$t"; UP[$t]=1
     else fail "target-start-$t" "$why"; excerpt "$LOGS/target-$t.log" 10; fi
 done
@@ -222,6 +224,11 @@ do_request() {   # do_request NAME: act, set ANSWER ("ok" or "fail: ...")
             start_target file
             if why=$(wait_listening file 30); then pass target-file-restart; ANSWER=ok
             else fail target-file-restart "$why"; ANSWER="fail: target did not come back: $why"; fi ;;
+        restart-resv-target)
+            stop_target resv 15 || note "resv target: $STOPPED"
+            start_target resv
+            if why=$(wait_listening resv 30); then ANSWER=ok
+            else ANSWER="fail: target did not come back: $why"; fi ;;
         *)
             ANSWER="fail: unknown request $1" ;;
     esac
@@ -318,14 +325,46 @@ else
     skip_boot "$HERE/guest/restart.sh" "file target did not start"
 fi
 
+if [ -n "${UP[resv]:-}" ]; then
+    before=$NFAIL
+    # nvme_core.multipath=N: one block device per controller, so each host identity is its own device.
+    KARGS="$KARGS nvme_core.multipath=N" run_boot resv 1 300 "$HERE/guest/resv.sh" -e RNQN="$RNQN" -e RP1="$RP1" -e RP2="$RP2"
+    [ "$NFAIL" -gt "$before" ] && excerpt "$LOGS/target-resv.log" 15
+else
+    skip_boot "$HERE/guest/resv.sh" "reservation target did not start"
+fi
+
 # ---- every target must stop on SIGTERM ------------------------------------------------------------
 bad=
-for t in main acl file; do
+for t in main acl file resv; do
     [ -n "${TPID[$t]:-}" ] || continue
     stop_target "$t" 10 || bad="$bad $t: $STOPPED;"
     note "$t target: $STOPPED"
 done
 if [ -z "$bad" ]; then pass target-shutdown-sigterm; else fail target-shutdown-sigterm "${bad% ;}"; fi
+
+# ---- ana.sh: ANA changes under fio through the Linux host's multipath (its own target and boot) --
+# Counted like nvmet.sh below; its logs go to last-run/ana/.
+exec {ANAFD}< <(HALYARD_INTEROP_CACHE="$CACHE" ANA_LOGS="$LOGS/ana" INTEROP_VERBOSE="$VERBOSE" "$HERE/ana.sh" "$BIN" 2>&1)
+TPID[ana-suite]=$!
+ana_before=$NFAIL
+while IFS= read -r -u "$ANAFD" line; do
+    case "$line" in
+        "PASS "*) line=${line#PASS }; pass "${line%% *}" ;;
+        "FAIL "*) line=${line#FAIL }; n=${line%% *} r=${line#* }
+                  [ "$r" = "$line" ] && r=; r=${r#(}; fail "$n" "${r%)}" ;;
+        "  | "*)  echo "$line" ;;
+        "logs: "*) note "logs: $CACHE/last-run/ana/" ;;
+        *)        note "$line" ;;
+    esac
+done
+exec {ANAFD}<&-
+wait "${TPID[ana-suite]}"; ana_rc=$?
+unset 'TPID[ana-suite]'
+for c in $(sed -n 's/^# CHECKS: //p' "$HERE/ana.sh"); do
+    [ -n "${REPORTED[$c]:-}" ] || fail "$c" "not reported by ana.sh (rc=$ana_rc)"
+done
+[ "$ana_rc" != 0 ] && [ "$NFAIL" = "$ana_before" ] && fail ana-run "ana.sh exited with status $ana_rc but reported no failure"
 
 # ---- nvmet.sh: Halyard's initiator (`halyard nvme ...`) against the guest kernel's nvmet ---------
 # A separate boot run by nvmet.sh (see its header); its PASS/FAIL lines are counted here, its own

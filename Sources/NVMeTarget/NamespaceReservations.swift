@@ -27,7 +27,9 @@ public final class NamespaceReservations: Sendable {
     /// Why the namespace is offline (its state file could not be read); nil when it serves I/O.
     /// Offline: I/O and reservation commands get Namespace Not Ready, Identify still answers.
     public let offlineReason: String?
-    private let threadPool: NIOThreadPool
+    /// Where state files are written; nil means NIO's shared pool, touched only when a state file
+    /// is first written (a memory namespace never starts its threads).
+    private let threadPool: NIOThreadPool?
     private let gate: Mutex<Gate>
     private let noticeHandler = Mutex<(@Sendable (UInt32, [ReservationState.Notice]) -> Void)?>(nil)
     private let logger = Logger(label: "halyard.nvmf-target.reservations")
@@ -78,7 +80,7 @@ public final class NamespaceReservations: Sendable {
 
     /// Restores the state from `stateFile` (if any). An unreadable file leaves the namespace
     /// offline with ``offlineReason`` naming the file; the file is never overwritten then.
-    public init(namespaceID: UInt32, stateFile: ReservationStateFile?, threadPool: NIOThreadPool = .singleton) {
+    public init(namespaceID: UInt32, stateFile: ReservationStateFile?, threadPool: NIOThreadPool? = nil) {
         self.namespaceID = namespaceID
         self.stateFile = stateFile
         self.threadPool = threadPool
@@ -196,7 +198,7 @@ public final class NamespaceReservations: Sendable {
             return commit(command, transition, before: before)
         }
         let newState = transition.state
-        threadPool.runIfActive(eventLoop: command.eventLoop) { () throws -> Void in
+        (threadPool ?? .singleton).runIfActive(eventLoop: command.eventLoop) { () throws -> Void in
             try stateFile.save(newState)
         }.whenComplete { result in
             switch result {

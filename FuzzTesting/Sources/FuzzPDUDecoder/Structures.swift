@@ -139,6 +139,8 @@ func checkStructures(_ input: ByteBuffer) {
         }
     }
 
+    checkReservationStructures(input)
+
     // Connect data: NQNs are fixed-width text fields.
     for candidate in candidates(input, ConnectData.encodedSize, padded: true) {
         checkStructure("ConnectData", candidate,
@@ -258,5 +260,37 @@ func checkCRC(_ bytes: UnsafeRawBufferPointer) {
         let tail = UnsafeRawBufferPointer(rebasing: bytes[cut...])
         fuzzCheck(CRC32C.checksum(tail, continuing: CRC32C.checksum(head)) == whole, "CRC32C continuation at \(cut) of \(bytes.count)")
         fuzzCheck(CRC32C.portableChecksum(tail, continuing: CRC32C.portableChecksum(head)) == whole, "portable CRC32C continuation at \(cut)")
+    }
+}
+
+/// The reservation structures (NVMe base spec 2.0 §7.3, §8.19): command data of Register /
+/// Acquire / Release, and the Reservation Report status structures a target returns.
+func checkReservationStructures(_ input: ByteBuffer) {
+    checkStructure("ReservationRegisterData", input.zeroPaddedPrefix(16),
+                   decode: { try ReservationRegisterData(decoding: &$0) }, encode: { $0.encode(into: &$1) })
+    checkStructure("ReservationAcquireData", input.zeroPaddedPrefix(16),
+                   decode: { try ReservationAcquireData(decoding: &$0) }, encode: { $0.encode(into: &$1) })
+    checkStructure("ReservationReleaseData", input.zeroPaddedPrefix(8),
+                   decode: { try ReservationReleaseData(decoding: &$0) }, encode: { $0.encode(into: &$1) })
+    for candidate in candidates(input, ReservationStatus.extendedHeaderSize, padded: true) {
+        // REGCTL may name more registrants than the bytes hold (a truncated report): the entries
+        // that are there decode, REGCTL is kept; encoding writes the same header and entries.
+        checkStructure("ReservationStatus(extended)", candidate,
+                       decode: { try ReservationStatus(decodingExtended: &$0) },
+                       encode: { $0.encodeExtended(into: &$1, length: $0.extendedSize) })
+        var raw = candidate
+        _ = try? ReservationStatus(decodingStandard: &raw)
+    }
+    // Typed command views never trap on any dword.
+    if input.readableBytes >= 8, let cdw10 = input.getInteger(at: input.readerIndex, endianness: .little, as: UInt32.self),
+       let cdw11 = input.getInteger(at: input.readerIndex + 4, endianness: .little, as: UInt32.self) {
+        let register = ReservationRegisterCommand(cdw10: cdw10)
+        _ = (register.action, register.persistenceChange, register.cdw10)
+        let acquire = ReservationAcquireCommand(cdw10: cdw10)
+        _ = (acquire.action, acquire.type, acquire.cdw10)
+        let release = ReservationReleaseCommand(cdw10: cdw10)
+        _ = (release.action, release.type, release.cdw10)
+        let report = ReservationReportCommand(cdw10: cdw10, cdw11: cdw11)
+        _ = (report.lengthInBytes, report.extendedDataStructure)
     }
 }

@@ -44,17 +44,8 @@ VERBOSE=${INTEROP_VERBOSE:-0}
 NQN=nqn.2026-11.io.halyard:interop-ana
 GUEST_TIMEOUT=300
 
-NPASS=0 NFAIL=0
-declare -A REPORTED=()
-pass() { echo "PASS $1"; NPASS=$((NPASS + 1)); REPORTED[$1]=1; [ -n "${2:-}" ] && note "$1: $2"; return 0; }
-fail() { echo "FAIL $1 ($(printf '%s' "${2:-}" | tr '\n' ' ' | sed 's/ *$//' | cut -c1-400))"; NFAIL=$((NFAIL + 1)); REPORTED[$1]=1; return 0; }
-note() { echo "  | $*"; }
-excerpt() {   # excerpt FILE N [LABEL]: last N lines of FILE, indented
-    [ -s "$1" ] || return 0
-    note "--- ${3:-${1##*/}} (last $2 lines)"
-    tail -n "$2" "$1" | tr -d '\r' | cut -c1-300 | sed 's/^/  | /'
-}
-CHECKS=$(sed -n 's/^# CHECKS: //p' "$0")
+# shellcheck source=suite-lib.sh
+. "$HERE/suite-lib.sh"   # pass, fail, note, excerpt, NPASS/NFAIL/REPORTED/CHECKS
 
 # ---- cleanup: the guest (run-guest.sh kills its qemu), the target, temp files ------------------
 WORK= GPID= TPID= SUMMARY_DONE=0 NOTRUN="not run"

@@ -55,17 +55,8 @@ GUEST_TIMEOUT=240      # run-guest.sh wall clock limit
 SERVE_SECS=200         # the guest serves at most this long (the host normally says done earlier)
 READY_TIMEOUT=120      # boot + module load + configfs
 
-NPASS=0 NFAIL=0
-declare -A REPORTED=()
-pass() { echo "PASS $1"; NPASS=$((NPASS + 1)); REPORTED[$1]=1; [ -n "${2:-}" ] && note "$1: $2"; return 0; }
-fail() { echo "FAIL $1 ($(printf '%s' "${2:-}" | tr '\n' ' ' | sed 's/ *$//' | cut -c1-400))"; NFAIL=$((NFAIL + 1)); REPORTED[$1]=1; return 0; }
-note() { echo "  | $*"; }
-excerpt() {   # excerpt FILE N [LABEL]: last N lines of FILE, indented
-    [ -s "$1" ] || return 0
-    note "--- ${3:-${1##*/}} (last $2 lines)"
-    tail -n "$2" "$1" | tr -d '\r' | cut -c1-300 | sed 's/^/  | /'
-}
-CHECKS=$(sed -n 's/^# CHECKS: //p' "$0")
+# shellcheck source=suite-lib.sh
+. "$HERE/suite-lib.sh"   # pass, fail, note, excerpt, NPASS/NFAIL/REPORTED/CHECKS
 
 # ---- cleanup: the guest (run-guest.sh kills the qemu it started) and temp files ---------------
 WORK= GPID= HYPID= RLPID= SHARE= SUMMARY_DONE=0 NOTRUN="not run" INTERRUPTED=0

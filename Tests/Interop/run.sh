@@ -343,52 +343,35 @@ for t in main acl file resv; do
 done
 if [ -z "$bad" ]; then pass target-shutdown-sigterm; else fail target-shutdown-sigterm "${bad% ;}"; fi
 
-# ---- ana.sh: ANA changes under fio through the Linux host's multipath (its own target and boot) --
-# Counted like nvmet.sh below; its logs go to last-run/ana/.
-exec {ANAFD}< <(HALYARD_INTEROP_CACHE="$CACHE" ANA_LOGS="$LOGS/ana" INTEROP_VERBOSE="$VERBOSE" "$HERE/ana.sh" "$BIN" 2>&1)
-TPID[ana-suite]=$!
-ana_before=$NFAIL
-while IFS= read -r -u "$ANAFD" line; do
-    case "$line" in
-        "PASS "*) line=${line#PASS }; pass "${line%% *}" ;;
-        "FAIL "*) line=${line#FAIL }; n=${line%% *} r=${line#* }
-                  [ "$r" = "$line" ] && r=; r=${r#(}; fail "$n" "${r%)}" ;;
-        "  | "*)  echo "$line" ;;
-        "logs: "*) note "logs: $CACHE/last-run/ana/" ;;
-        *)        note "$line" ;;
-    esac
-done
-exec {ANAFD}<&-
-wait "${TPID[ana-suite]}"; ana_rc=$?
-unset 'TPID[ana-suite]'
-for c in $(sed -n 's/^# CHECKS: //p' "$HERE/ana.sh"); do
-    [ -n "${REPORTED[$c]:-}" ] || fail "$c" "not reported by ana.sh (rc=$ana_rc)"
-done
-[ "$ana_rc" != 0 ] && [ "$NFAIL" = "$ana_before" ] && fail ana-run "ana.sh exited with status $ana_rc but reported no failure"
-
-# ---- nvmet.sh: Halyard's initiator (`halyard nvme ...`) against the guest kernel's nvmet ---------
-# A separate boot run by nvmet.sh (see its header); its PASS/FAIL lines are counted here, its own
-# "nvmet: N passed, N failed" line is shown as a note, its logs go to last-run/nvmet/.
-# Registered in TPID so that cleanup stops it (and so its guest) if this run is interrupted.
-exec {NVFD}< <(HALYARD_INTEROP_CACHE="$CACHE" NVMET_LOGS="$LOGS/nvmet" INTEROP_VERBOSE="$VERBOSE" \
-               "$HERE/nvmet.sh" "$BIN" 2>&1)
-TPID[nvmet-suite]=$!
-nv_before=$NFAIL
-while IFS= read -r -u "$NVFD" line; do
-    case "$line" in
-        "PASS "*) line=${line#PASS }; pass "${line%% *}" ;;
-        "FAIL "*) line=${line#FAIL }; n=${line%% *} r=${line#* }
-                  [ "$r" = "$line" ] && r=; r=${r#(}; fail "$n" "${r%)}" ;;
-        "  | "*)  echo "$line" ;;
-        "logs: "*) note "logs: $CACHE/last-run/nvmet/" ;;   # where cleanup moves $LOGS
-        *)        note "$line" ;;
-    esac
-done
-exec {NVFD}<&-
-wait "${TPID[nvmet-suite]}"; nv_rc=$?
-unset 'TPID[nvmet-suite]'
-for c in $(sed -n 's/^# CHECKS: //p' "$HERE/nvmet.sh"); do
-    [ -n "${REPORTED[$c]:-}" ] || fail "$c" "not reported by nvmet.sh (rc=$nv_rc)"
-done
-[ "$nv_rc" != 0 ] && [ "$NFAIL" = "$nv_before" ] && fail nvmet-run "nvmet.sh exited with status $nv_rc but reported no failure"
+# ---- sub-suites with their own target and boot: counted here, their logs under last-run/ -------
+# run_suite NAME SCRIPT LOGVAR: runs SCRIPT "$BIN" with LOGVAR=$LOGS/NAME; its PASS/FAIL lines are
+# counted here, its own "NAME: N passed, N failed" line is shown as a note. Registered in TPID so
+# that cleanup stops it (and so its guest) if this run is interrupted.
+run_suite() {
+    local name=$1 script=$2 logvar=$3 fd rc before=$NFAIL line n r c
+    exec {fd}< <(env HALYARD_INTEROP_CACHE="$CACHE" "$logvar=$LOGS/$name" INTEROP_VERBOSE="$VERBOSE" "$script" "$BIN" 2>&1)
+    TPID[$name-suite]=$!
+    while IFS= read -r -u "$fd" line; do
+        case "$line" in
+            "PASS "*) line=${line#PASS }; pass "${line%% *}" ;;
+            "FAIL "*) line=${line#FAIL }; n=${line%% *} r=${line#* }
+                      [ "$r" = "$line" ] && r=; r=${r#(}; fail "$n" "${r%)}" ;;
+            "  | "*)  echo "$line" ;;
+            "logs: "*) note "logs: $CACHE/last-run/$name/" ;;   # where cleanup moves $LOGS
+            *)        note "$line" ;;
+        esac
+    done
+    exec {fd}<&-
+    wait "${TPID[$name-suite]}"; rc=$?
+    unset "TPID[$name-suite]"
+    for c in $(sed -n 's/^# CHECKS: //p' "$script"); do
+        [ -n "${REPORTED[$c]:-}" ] || fail "$c" "not reported by ${script##*/} (rc=$rc)"
+    done
+    [ "$rc" != 0 ] && [ "$NFAIL" = "$before" ] && fail "$name-run" "${script##*/} exited with status $rc but reported no failure"
+    return 0
+}
+# ana.sh: ANA changes under fio through the Linux host's multipath.
+run_suite ana "$HERE/ana.sh" ANA_LOGS
+# nvmet.sh: Halyard's initiator (`halyard nvme ...`) against the guest kernel's nvmet.
+run_suite nvmet "$HERE/nvmet.sh" NVMET_LOGS
 finish

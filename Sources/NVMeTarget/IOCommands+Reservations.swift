@@ -3,7 +3,7 @@ import NVMe
 
 /// Reservation admission for I/O commands (research/nvme-tcp.md §5 check order: controller
 /// enabled → NSID → ANA → reservation access → execute; §7.3 access matrix). Read and Write are
-/// admitted inline in ``IOCommands/execute(_:data:subsystem:host:on:completion:)`` (no allocation);
+/// admitted inline in ``IOCommands/execute(_:data:subsystem:namespace:host:on:completion:)`` (no allocation);
 /// the rest pass through ``admitOther(_:data:subsystem:host:on:completion:)``.
 extension IOCommands {
     /// Admits a command on `namespace`; on denial completes it (Reservation Conflict with DNR, or

@@ -30,11 +30,13 @@ enum IOCommands {
     /// `host` is the submitting controller's host ID: every command that touches the namespace is
     /// admitted by its reservation gate first (IOCommands+Reservations.swift) and released after
     /// its completion has been handed on.
-    static func execute(_ sqe: SubmissionQueueEntry, data: ByteBuffer, subsystem: Subsystem, host: HostIdentifier,
-                        on eventLoop: any EventLoop, completion: @escaping (CommandOutcome) -> Void) {
+    /// `namespace` is `subsystem.namespace(sqe.namespaceID)`, which the caller has already looked up.
+    static func execute(_ sqe: SubmissionQueueEntry, data: ByteBuffer, subsystem: Subsystem, namespace: Namespace?,
+                        host: HostIdentifier, on eventLoop: any EventLoop, completion: @escaping (CommandOutcome) -> Void) {
+        assert(namespace === subsystem.namespace(sqe.namespaceID))
         switch IOOpcode(rawValue: sqe.opcode) {
         case .read:
-            guard let ns = subsystem.namespace(sqe.namespaceID) else { return completion(.failure(.invalidNamespace)) }
+            guard let ns = namespace else { return completion(.failure(.invalidNamespace)) }
             guard let token = admit(ns, host: host, isWrite: false, completion) else { return }
             let slba = UInt64(sqe.cdw10) | UInt64(sqe.cdw11) << 32
             let blocks = (sqe.cdw12 & 0xFFFF) + 1
@@ -50,7 +52,7 @@ enum IOCommands {
                 ns.reservations.release(token)
             }
         case .write:
-            guard let ns = subsystem.namespace(sqe.namespaceID) else { return completion(.failure(.invalidNamespace)) }
+            guard let ns = namespace else { return completion(.failure(.invalidNamespace)) }
             guard let token = admit(ns, host: host, isWrite: true, completion) else { return }
             let slba = UInt64(sqe.cdw10) | UInt64(sqe.cdw11) << 32
             let blocks = UInt64(sqe.cdw12 & 0xFFFF) + 1

@@ -333,7 +333,8 @@ final class QueueConnection: ChannelInboundHandler {
                 }
             }
             guard let eventLoop = channelContext?.eventLoop else { return }
-            IOCommands.execute(sqe, data: data, subsystem: controller.subsystem, host: controller.hostIdentifier, on: eventLoop) { [self] outcome in
+            IOCommands.execute(sqe, data: data, subsystem: controller.subsystem, namespace: namespace,
+                               host: controller.hostIdentifier, on: eventLoop) { [self] outcome in
                 complete(sqe, outcome)
             }
         default:

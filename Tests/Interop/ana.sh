@@ -44,6 +44,7 @@ VERBOSE=${INTEROP_VERBOSE:-0}
 NQN=nqn.2026-11.io.halyard:interop-ana
 GUEST_TIMEOUT=300
 
+SUITE=ana
 # shellcheck source=suite-lib.sh
 . "$HERE/suite-lib.sh"   # pass, fail, note, excerpt, NPASS/NFAIL/REPORTED/CHECKS
 
@@ -58,17 +59,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'NOTRUN="interrupted"; exit 130' INT TERM
 
-finish() {
-    local c
-    for c in $CHECKS; do [ -n "${REPORTED[$c]:-}" ] || fail "$c" "$NOTRUN"; done
-    SUMMARY_DONE=1
-    trap - EXIT
-    cleanup
-    echo "logs: $LOGDIR/"
-    echo "ana: $NPASS passed, $NFAIL failed"
-    [ "$NFAIL" = 0 ] && exit 0
-    exit 1
-}
 fail_all() { NOTRUN="not run: $1"; finish; }
 
 # ---- prerequisites, logs, the binary under test ------------------------------------------------

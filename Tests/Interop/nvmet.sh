@@ -55,6 +55,7 @@ GUEST_TIMEOUT=240      # run-guest.sh wall clock limit
 SERVE_SECS=200         # the guest serves at most this long (the host normally says done earlier)
 READY_TIMEOUT=120      # boot + module load + configfs
 
+SUITE=nvmet
 # shellcheck source=suite-lib.sh
 . "$HERE/suite-lib.sh"   # pass, fail, note, excerpt, NPASS/NFAIL/REPORTED/CHECKS
 
@@ -81,17 +82,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'NOTRUN="interrupted" INTERRUPTED=1; exit 130' INT TERM
 
-finish() {
-    local c
-    for c in $CHECKS; do [ -n "${REPORTED[$c]:-}" ] || fail "$c" "$NOTRUN"; done
-    SUMMARY_DONE=1
-    trap - EXIT
-    cleanup
-    echo "logs: $LOGDIR/"
-    echo "nvmet: $NPASS passed, $NFAIL failed"
-    [ "$NFAIL" = 0 ] && exit 0
-    exit 1
-}
 fail_all() {   # fail_all REASON: every check not yet reported fails with REASON, then finish
     NOTRUN="not run: $1"
     finish

@@ -1,9 +1,15 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// Data-plane modules (NVMe, Storage, NVMeTarget) depend only on SwiftNIO and swift-log so they
-// build fast; gRPC/TLS stay out of them.
+// Data-plane modules (NVMe, Storage, NVMeTarget, StoragePool, Store) depend only on SwiftNIO and
+// swift-log so they build fast; gRPC/TLS (BoringSSL, ≈9 min cold) stay in StoreEtcd, IOEngineAPI,
+// IOEngine and the halyard executable.
+//
+// Developer aid: `HALYARD_DATA_PLANE_ONLY=1 swift test --scratch-path .build-dp` leaves every
+// gRPC-dependent module (and the executable) out of the package, so the data-plane tests build
+// and run without compiling gRPC. CI never sets it.
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+let dataPlaneOnly = Context.environment["HALYARD_DATA_PLANE_ONLY"] != nil
 
 let package = Package(
     name: "Halyard",
@@ -21,6 +27,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(name: "CCRC32C"),
@@ -58,6 +70,35 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // The cluster store: the Store protocol, its types and the embedded (single-process) backend.
+        .target(
+            name: "Store",
+            dependencies: [
+                "CCRC32C",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Pools on a file or block device: superblock, metadata journal, extent allocator, thin replicas.
+        .target(
+            name: "StoragePool",
+            dependencies: [
+                "CCRC32C", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // A seeded pool workload that prints "ACK …" after every acknowledged change: the child
+        // process the kill -9 crash tests (StoragePoolTests) kill at random points.
+        .executableTarget(
+            name: "PoolCrashWorker",
+            dependencies: ["StoragePool", "Storage", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -103,6 +144,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "StoragePoolTests",
+            dependencies: [
+                "StoragePool", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "NVMeTargetTests",
             dependencies: [
                 "NVMe", "NVMeTarget", "Storage",
@@ -124,3 +174,47 @@ let package = Package(
         ),
     ]
 )
+
+// The store's conformance suite runs against the embedded backend always and against etcd when
+// StoreEtcd is in the package.
+package.targets.append(
+    .testTarget(
+        name: "StoreTests",
+        dependencies: ["Store", .product(name: "NIOCore", package: "swift-nio")]
+            + (dataPlaneOnly ? [] : ["StoreEtcd"]),
+        swiftSettings: strict
+    )
+)
+
+if dataPlaneOnly {
+    let grpcDependent: Set<String> = ["Halyard", "HalyardCLITests"]
+    package.targets.removeAll { grpcDependent.contains($0.name) }
+    package.products.removeAll { $0.name == "halyard" }
+    let grpcPackages = ["grpc-swift-2", "grpc-swift-nio-transport", "grpc-swift-protobuf", "swift-protobuf",
+                        "swift-metrics", "swift-prometheus", "swift-service-lifecycle", "swift-argument-parser",
+                        "hdrhistogram-swift"]
+    package.dependencies.removeAll { dependency in grpcPackages.contains { dependency.url?.hasSuffix("/\($0).git") ?? false } }
+} else {
+    package.targets += [
+        // The etcd v3 backend of Store: a gRPC client generated from etcd's protos (Protos/etcd,
+        // regenerated by scripts/gen-protos.sh; the generated code is committed).
+        .target(
+            name: "StoreEtcd",
+            dependencies: [
+                "Store",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),  // the JSON gateway client (measured against gRPC)
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+    if let halyard = package.targets.first(where: { $0.name == "Halyard" }) {
+        halyard.dependencies += ["Store", "StoreEtcd"]
+    }
+}

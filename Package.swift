@@ -11,6 +11,19 @@ import PackageDescription
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 let dataPlaneOnly = Context.environment["HALYARD_DATA_PLANE_ONLY"] != nil
 
+/// The packages only the executable and the gRPC modules use.
+let controlDependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+]
+
 let package = Package(
     name: "Halyard",
     platforms: [.macOS(.v15)],
@@ -24,16 +37,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
-        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
-        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
-        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
-        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-    ],
+    ] + (dataPlaneOnly ? [] : controlDependencies),
     targets: [
         .target(name: "CCRC32C"),
         .target(
@@ -190,10 +194,6 @@ if dataPlaneOnly {
     let grpcDependent: Set<String> = ["Halyard", "HalyardCLITests"]
     package.targets.removeAll { grpcDependent.contains($0.name) }
     package.products.removeAll { $0.name == "halyard" }
-    let grpcPackages = ["grpc-swift-2", "grpc-swift-nio-transport", "grpc-swift-protobuf", "swift-protobuf",
-                        "swift-metrics", "swift-prometheus", "swift-service-lifecycle", "swift-argument-parser",
-                        "hdrhistogram-swift"]
-    package.dependencies.removeAll { dependency in grpcPackages.contains { dependency.url?.hasSuffix("/\($0).git") ?? false } }
 } else {
     package.targets += [
         // The etcd v3 backend of Store: a gRPC client generated from etcd's protos (Protos/etcd,

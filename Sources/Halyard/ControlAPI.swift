@@ -156,8 +156,8 @@ struct ControlAPI: Sendable {
     static func response(for error: TargetControlError) -> Response {
         switch error {
         case .unknownSubsystem, .unknownListener, .unknownANAGroup: .error(.notFound, error.description)
-        case .invalidHostNQN: .error(.badRequest, error.description)
-        case .hostAccess: .error(.conflict, error.description)
+        case .invalidHostNQN, .invalidSubsystemNQN: .error(.badRequest, error.description)
+        case .hostAccess, .subsystemExists: .error(.conflict, error.description)
         }
     }
 

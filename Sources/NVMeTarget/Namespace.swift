@@ -29,7 +29,7 @@ public final class Namespace: Sendable {
         self.blockSizeShift = UInt8(device.blockSize.trailingZeroBitCount)
         self.anaGroupID = anaGroupID
         self.reservations = NamespaceReservations(
-            namespaceID: id, stateFile: reservationState.resolvedPath(device: device).map(ReservationStateFile.init(path:)))
+            namespaceID: id, stateFile: reservationState.resolved(device: device))
     }
 
     /// Whether blocks [lba, lba+count) lie inside the namespace (overflow-safe).

@@ -22,8 +22,8 @@ import Synchronization
 ///   preempted host has nothing in flight, and anything it sends is judged by the new state.
 public final class NamespaceReservations: Sendable {
     public let namespaceID: UInt32
-    /// The PTPL state file; nil keeps the state in memory.
-    public let stateFile: ReservationStateFile?
+    /// Where the PTPL state is saved; nil keeps it in memory.
+    public let stateFile: (any ReservationStatePersistence)?
     /// Why the namespace is offline (its state file could not be read); nil when it serves I/O.
     /// Offline: I/O and reservation commands get Namespace Not Ready, Identify still answers.
     public let offlineReason: String?
@@ -80,7 +80,7 @@ public final class NamespaceReservations: Sendable {
 
     /// Restores the state from `stateFile` (if any). An unreadable file leaves the namespace
     /// offline with ``offlineReason`` naming the file; the file is never overwritten then.
-    public init(namespaceID: UInt32, stateFile: ReservationStateFile?, threadPool: NIOThreadPool? = nil) {
+    public init(namespaceID: UInt32, stateFile: (any ReservationStatePersistence)?, threadPool: NIOThreadPool? = nil) {
         self.namespaceID = namespaceID
         self.stateFile = stateFile
         self.threadPool = threadPool

@@ -66,7 +66,7 @@ extension Subsystem {
                 logger.error("namespace offline: \(reason)", metadata: ["subnqn": "\(nqn)", "nsid": "\(id)"])
             } else if let file = ns.reservations.stateFile {
                 let s = ns.reservations.state
-                logger.info("reservation state file \(file.path): \(s.registrants.count) registrant(s), reservation \(s.reservation.map { "type \($0.type.rawValue)" } ?? "none"), generation \(s.generation)", metadata: ["subnqn": "\(nqn)", "nsid": "\(id)"])
+                logger.info("reservation state \(file.name): \(s.registrants.count) registrant(s), reservation \(s.reservation.map { "type \($0.type.rawValue)" } ?? "none"), generation \(s.generation)", metadata: ["subnqn": "\(nqn)", "nsid": "\(id)"])
             }
             ns.reservations.setNoticeHandler { [weak self] namespaceID, notices in
                 self?.deliverReservationNotices(namespaceID: namespaceID, notices)

@@ -13,8 +13,20 @@ import Darwin
 import NVMe
 import Storage
 
+/// Durable storage of one namespace's reservation state for Persist Through Power Loss
+/// (NVMe base spec 2.0 §8.19.11): a JSON file (``ReservationStateFile``) or whatever an embedder
+/// provides (the io-engine keeps a replica's state in its pool's metadata journal).
+public protocol ReservationStatePersistence: Sendable {
+    /// Names the storage in logs and errors (a path, a replica).
+    var name: String { get }
+    /// The saved state, nil when none was ever saved; throws when it cannot be read or is invalid.
+    func load() throws(ReservationStateFile.Failure) -> ReservationState?
+    /// Saves `state` durably before returning. Blocks: the target calls it off the event loop.
+    func save(_ state: ReservationState) throws(ReservationStateFile.Failure)
+}
+
 /// Where a namespace keeps its reservation state for Persist Through Power Loss.
-public enum ReservationStateLocation: Hashable, Sendable {
+public enum ReservationStateLocation: Sendable {
     /// Beside a file-backed namespace's backing file (`<file>.reservations.json`); in memory for
     /// any other device. A memory namespace loses its data on restart, and its reservations with it.
     case automatic
@@ -22,6 +34,8 @@ public enum ReservationStateLocation: Hashable, Sendable {
     case memory
     /// This JSON file.
     case file(String)
+    /// Storage the embedder provides.
+    case custom(any ReservationStatePersistence)
 
     /// The file for namespace `namespaceID` of `subsystemNQN` inside `directory` (`--state-dir`):
     /// `<directory>/<nqn>-ns<nsid>.reservations.json`, with `/` in the NQN replaced.
@@ -30,15 +44,16 @@ public enum ReservationStateLocation: Hashable, Sendable {
         return .file(directory + "/" + String(name) + "-ns\(namespaceID).reservations.json")
     }
 
-    /// The state file for a namespace on `device`, or nil for in-memory state.
-    func resolvedPath(device: any BlockDevice) -> String? {
+    /// The persistence for a namespace on `device`, or nil for in-memory state.
+    func resolved(device: any BlockDevice) -> (any ReservationStatePersistence)? {
         switch self {
         case .memory: return nil
-        case .file(let path): return path
+        case .file(let path): return ReservationStateFile(path: path)
+        case .custom(let persistence): return persistence
         case .automatic:
             var device: any BlockDevice = device
             while let wrapper = device as? FaultInjectingBlockDevice { device = wrapper.wrapped }
-            return (device as? FileBlockDevice).map { $0.path + ".reservations.json" }
+            return (device as? FileBlockDevice).map { ReservationStateFile(path: $0.path + ".reservations.json") }
         }
     }
 }
@@ -52,10 +67,12 @@ public enum ReservationStateLocation: Hashable, Sendable {
 ///  "reservation":{"type":2,"holder":"<32 hex digits>"},
 ///  "registrants":[{"hostID":"<32 hex digits>","key":"00000000000000a1"}]}
 /// ```
-public struct ReservationStateFile: Sendable {
+public struct ReservationStateFile: ReservationStatePersistence {
     public let path: String
 
     public init(path: String) { self.path = path }
+
+    public var name: String { path }
 
     static let version = 1
 
@@ -105,6 +122,11 @@ public struct ReservationStateFile: Sendable {
             bytes += chunk[0..<n]
             guard bytes.count <= 16 << 20 else { throw Failure(path: path, reason: "larger than 16 MiB") }
         }
+        return try Self.decode(bytes, source: path)
+    }
+
+    /// Decodes the JSON form (what ``encode(_:)`` wrote); `source` names it in the error.
+    public static func decode(_ bytes: [UInt8], source path: String) throws(Failure) -> ReservationState {
         let persisted: Persisted
         do {
             persisted = try JSONDecoder().decode(Persisted.self, from: Data(bytes))
@@ -135,17 +157,22 @@ public struct ReservationStateFile: Sendable {
         return state
     }
 
-    /// Writes `state` durably: `<path>.tmp`, fsync, rename over `path`, fsync of the directory.
-    /// Blocks: call it off the event loop.
-    public func save(_ state: ReservationState) throws(Failure) {
+    /// The JSON form of `state` (sorted keys).
+    public static func encode(_ state: ReservationState) -> [UInt8] {
         let persisted = Persisted(
             version: Self.version, persistThroughPowerLoss: state.persistThroughPowerLoss, generation: state.generation,
             reservation: state.reservation.map { .init(type: $0.type.rawValue, holder: $0.holder?.description) },
             registrants: state.registrants.map { .init(hostID: $0.hostID.description, key: Self.hex($0.key)) })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let data: Data
-        do { data = try encoder.encode(persisted) } catch { throw Failure(path: path, reason: "cannot encode: \(error)") }
+        // Encoding plain strings, integers and arrays cannot fail.
+        return (try? encoder.encode(persisted)).map { [UInt8]($0) } ?? []
+    }
+
+    /// Writes `state` durably: `<path>.tmp`, fsync, rename over `path`, fsync of the directory.
+    /// Blocks: call it off the event loop.
+    public func save(_ state: ReservationState) throws(Failure) {
+        let data = Self.encode(state)
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw failure("cannot create \(temporary)") }

@@ -3,10 +3,19 @@ import NIOCore
 import NVMe
 import Synchronization
 
-/// What every connection of one target shares: its subsystems by NQN, the discovery subsystem,
-/// its listeners and limits. Immutable after start.
+/// What every connection of one target shares: its subsystems by NQN (added and removed at
+/// runtime by ``NVMeTCPTarget/addSubsystem(_:)`` and ``NVMeTCPTarget/removeSubsystem(nqn:)``), the
+/// discovery subsystem, its listeners and limits.
 final class TargetContext: Sendable {
-    let subsystems: [String: Subsystem]
+    private struct SubsystemTable {
+        var byNQN: [String: Subsystem]
+        /// Bumped on every add and remove: part of the discovery log's GENCTR.
+        var generation: UInt64 = 0
+    }
+
+    private let subsystemTable: Mutex<SubsystemTable>
+    /// The NVM subsystems now served, by NQN (a snapshot).
+    var subsystems: [String: Subsystem] { subsystemTable.withLock { $0.byNQN } }
     let discovery: Subsystem?
     /// Listeners with their bound ports (known once the target has started).
     var listeners: [ListenerConfiguration] { boundListeners.withLock { $0 } }
@@ -19,7 +28,7 @@ final class TargetContext: Sendable {
     init(subsystems: [Subsystem], discovery: Subsystem?, listeners: [ListenerConfiguration], limits: TargetLimits, logger: Logger) {
         var byNQN: [String: Subsystem] = [:]
         for s in subsystems { byNQN[s.nqn] = s }
-        self.subsystems = byNQN
+        self.subsystemTable = Mutex(SubsystemTable(byNQN: byNQN))
         self.discovery = discovery
         self.boundListeners = Mutex(listeners)
         self.listenerCounterSets = listeners.map { _ in IOCounterSet() }
@@ -32,15 +41,36 @@ final class TargetContext: Sendable {
         listenerCounterSets.indices.contains(index) ? listenerCounterSets[index] : nil
     }
 
-    /// The discovery log's GENCTR: changes whenever the subsystems some host may see change (every
-    /// host access change increments its subsystem's generation; listeners are fixed).
+    /// The discovery log's GENCTR: changes whenever the subsystems some host may see change (a
+    /// subsystem added or removed, or a host access change, which increments its subsystem's
+    /// generation; listeners are fixed).
     var discoveryGeneration: UInt64 {
-        subsystems.values.reduce(1) { $0 &+ $1.hostAccessGeneration }
+        let (generation, subsystems) = subsystemTable.withLock { ($0.generation, Array($0.byNQN.values)) }
+        return subsystems.reduce(1 &+ generation) { $0 &+ $1.hostAccessGeneration }
     }
 
     func subsystem(nqn: String) -> Subsystem? {
         if nqn == Subsystem.discoveryNQN { return discovery }
-        return subsystems[nqn]
+        return subsystemTable.withLock { $0.byNQN[nqn] }
+    }
+
+    /// Adds `subsystem`; false when its NQN is taken.
+    func insert(_ subsystem: Subsystem) -> Bool {
+        subsystemTable.withLock { table in
+            guard table.byNQN[subsystem.nqn] == nil, subsystem.nqn != Subsystem.discoveryNQN else { return false }
+            table.byNQN[subsystem.nqn] = subsystem
+            table.generation &+= 1
+            return true
+        }
+    }
+
+    /// Removes and returns the subsystem: no new Connect finds it afterwards.
+    func remove(nqn: String) -> Subsystem? {
+        subsystemTable.withLock { table in
+            guard let removed = table.byNQN.removeValue(forKey: nqn) else { return nil }
+            table.generation &+= 1
+            return removed
+        }
     }
 
     /// The discovery log page for `hostNQN`: one entry per (subsystem the host may access ×

@@ -78,6 +78,42 @@ extension NVMeTCPTarget {
                                 disconnected: revoked.map { .init(controllerID: $0.id, hostNQN: $0.hostNQN) }.sorted { $0.controllerID < $1.controllerID })
     }
 
+    /// Adds an NVM subsystem to the running target: from now on hosts may connect to it on every
+    /// NVM listener, and discovery lists it (GENCTR changes; discovery controllers of hosts that
+    /// may see it and enabled the event get a Discovery Log Page Change notice). Its namespaces'
+    /// reservation state is restored first (PTPL).
+    @discardableResult
+    public func addSubsystem(_ configuration: SubsystemConfiguration) throws(TargetControlError) -> Subsystem {
+        guard Self.isPlausibleNQN(configuration.nqn) else { throw .invalidSubsystemNQN(configuration.nqn) }
+        let subsystem = Subsystem(configuration: configuration, listenerCount: self.configuration.listeners.count)
+        subsystem.prepareReservations(logger: context.logger)
+        guard context.insert(subsystem) else { throw .subsystemExists(configuration.nqn) }
+        for controller in context.discovery?.controllers ?? [] where subsystem.isHostAllowed(controller.hostNQN) {
+            controller.raiseAsyncEvent(Self.discoveryChangeEvent, enableBit: Self.discoveryChangeEnableBit)
+        }
+        context.logger.info("subsystem added", metadata: ["subnqn": "\(configuration.nqn)", "namespaces": "\(subsystem.namespaceIDs.count)"])
+        return subsystem
+    }
+
+    /// Removes an NVM subsystem: new Connects to it are refused at once, every controller is torn
+    /// down and this returns once their connections are closed (commands in flight complete or
+    /// die with the connection), and discovery stops listing it.
+    @discardableResult
+    public func removeSubsystem(nqn: String) async throws(TargetControlError) -> Int {
+        guard let subsystem = context.remove(nqn: nqn) else {
+            throw .unknownSubsystem(nqn, known: context.subsystems.keys.sorted())
+        }
+        let controllers = subsystem.controllers
+        let channels = controllers.flatMap(\.queueChannels)
+        for controller in controllers { controller.tearDown(reason: "subsystem removed") }
+        for channel in channels { try? await channel.closeFuture.get() }
+        for controller in context.discovery?.controllers ?? [] where subsystem.isHostAllowed(controller.hostNQN) {
+            controller.raiseAsyncEvent(Self.discoveryChangeEvent, enableBit: Self.discoveryChangeEnableBit)
+        }
+        context.logger.info("subsystem removed", metadata: ["subnqn": "\(nqn)", "controllers": "\(controllers.count)"])
+        return controllers.count
+    }
+
     /// Counters per listener and per controller, ANA states per (group, listener) and the host
     /// lists of every subsystem.
     public func statistics() -> TargetStatistics {
@@ -195,6 +231,10 @@ public enum TargetControlError: Error, Hashable, Sendable, CustomStringConvertib
     case invalidHostNQN(String)
     /// The change does not apply to the current host lists.
     case hostAccess(HostAccessError)
+    /// A subsystem with this NQN is already served.
+    case subsystemExists(String)
+    /// Not a subsystem NQN (1–223 printable ASCII characters).
+    case invalidSubsystemNQN(String)
 
     public var description: String {
         switch self {
@@ -208,6 +248,10 @@ public enum TargetControlError: Error, Hashable, Sendable, CustomStringConvertib
             "invalid host NQN \"\(nqn)\": 1 to 223 printable ASCII characters"
         case .hostAccess(let error):
             error.description
+        case .subsystemExists(let nqn):
+            "subsystem \(nqn) is already served"
+        case .invalidSubsystemNQN(let nqn):
+            "invalid subsystem NQN \"\(nqn)\": 1 to 223 printable ASCII characters"
         }
     }
 }

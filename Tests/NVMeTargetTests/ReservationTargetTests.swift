@@ -356,7 +356,7 @@ extension TargetFixture {
         let before = try await withTarget(try await .start(devices: [device1])) { t in
             let a = try await ReservationTestHost.connect(t, tag: 0xA)
             let b = try await ReservationTestHost.connect(t, tag: 0xB)
-            #expect(t.reservations?.stateFile?.path == stateFile)
+            #expect(t.reservations?.stateFile?.name == stateFile)
             #expect(try await a.queue.register(.register, nrkey: Self.keyA, cptpl: .set) == .success)
             // Durable before the completion: the file already holds this registration.
             #expect(try ReservationStateFile(path: stateFile).load()?.registrants.count == 1)
@@ -435,7 +435,8 @@ extension TargetFixture {
     func stateDirectoryAndMemoryNamespace() async throws {
         let dir = try ScratchDirectory()
         let location = ReservationStateLocation.file(inDirectory: dir.path, subsystemNQN: TargetFixture.nqn, namespaceID: 1)
-        #expect(location == .file(dir.path + "/" + TargetFixture.nqn + "-ns1.reservations.json"))
+        guard case .file(let path) = location else { Issue.record("not a file location: \(location)"); return }
+        #expect(path == dir.path + "/" + TargetFixture.nqn + "-ns1.reservations.json")
         try await withTarget(try await .start(namespaces: [
             NamespaceConfiguration(device: MemoryBlockDevice(blockSize: 512, blockCount: 8192), reservationState: location)
         ])) { t in

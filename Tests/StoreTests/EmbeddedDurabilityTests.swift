@@ -250,6 +250,28 @@ import Testing
         #expect(outcomes.recovered > 0 && outcomes.corrupt > 0)
     }
 
+    @Test func walFramesRoundTrip() throws {
+        let records: [WALRecord] = [
+            .transaction(revision: 1, changes: [.put(key: utf8("a"), value: utf8("1"), lease: 0), .delete(key: utf8("b"))]),
+            .leaseGrant(revision: 1, id: 99, ttlSeconds: 30),
+            .leaseRevoke(revision: 2, id: 99, expired: true, changes: [.delete(key: utf8("c"))]),
+            .leaseRevoke(revision: 2, id: 98, expired: false, changes: []),
+            .compaction(revision: 2, compactRevision: 1),
+        ]
+        var bytes: [UInt8] = []
+        for record in records { bytes += WALRecord.frame([record]) }
+        bytes += WALRecord.frame(records)
+        let scan = try WALRecord.scan(bytes)
+        #expect(scan.records == records + records)
+        #expect(!scan.tornTail && scan.validLength == bytes.count)
+        // Every cut inside the batch frame is a torn tail after the single frames.
+        let singles = bytes.count - WALRecord.frame(records).count
+        for cut in singles..<bytes.count {
+            let torn = try WALRecord.scan(Array(bytes[..<cut]))
+            #expect(torn.records == records && torn.validLength == singles && torn.tornTail == (cut > singles))
+        }
+    }
+
     @Test func snapshotFuzzNeverTraps() throws {
         var state = StoreState()
         let lease = state.grantLease(ttlSeconds: 10, now: .zero).0

@@ -245,10 +245,8 @@ public final class EmbeddedStore: Store {
                 if case .idle(let drained) = job { for waiter in drained { waiter.resume() } }
                 return
             }
-            var frame: [UInt8] = []
-            WALRecord.appendFrame(batch.records, to: &frame)
             do {
-                try wal.append(frame)
+                try wal.append(WALRecord.frame(batch.records))
             } catch {
                 failIO(error)
                 return

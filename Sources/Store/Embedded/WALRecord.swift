@@ -80,14 +80,12 @@ enum WALRecord: Sendable, Hashable {
         }
     }
 
-    /// Appends one frame holding `records` (one, or a batch) to `bytes`.
-    static func appendFrame(_ records: [WALRecord], to bytes: inout [UInt8]) {
+    /// One frame holding `records` (one, or a batch).
+    static func frame(_ records: [WALRecord]) -> [UInt8] {
         precondition(!records.isEmpty)
-        var writer = ByteWriter()
-        writer.bytes = bytes
-        let start = writer.bytes.count
+        var writer = ByteWriter(reservingCapacity: 256)
         writer.write(0 as UInt32)  // len, patched below
-        writer.write(0 as UInt32)  // crc
+        writer.write(0 as UInt32)  // crc, patched below
         if records.count == 1 {
             writer.write(records[0].revision)
             writer.write(records[0].kind)
@@ -105,11 +103,11 @@ enum WALRecord: Sendable, Hashable {
             }
         }
         var frame = writer.bytes
-        let length = UInt32(frame.count - start - headerBytes)
-        withUnsafeBytes(of: length.littleEndian) { frame.replaceSubrange(start..<start + 4, with: $0) }
-        let checksum = Self.checksum(frame, frameStart: start, bodyLength: Int(length))
-        withUnsafeBytes(of: checksum.littleEndian) { frame.replaceSubrange(start + 4..<start + 8, with: $0) }
-        bytes = frame
+        let length = UInt32(frame.count - headerBytes)
+        withUnsafeBytes(of: length.littleEndian) { frame.replaceSubrange(0..<4, with: $0) }
+        let checksum = Self.checksum(frame, frameStart: 0, bodyLength: Int(length))
+        withUnsafeBytes(of: checksum.littleEndian) { frame.replaceSubrange(4..<8, with: $0) }
+        return frame
     }
 
     /// CRC32C over the length field and the body.
@@ -226,6 +224,8 @@ enum WALRecord: Sendable, Hashable {
         guard offset + headerBytes <= bytes.count else { return nil }
         let length = Int(ByteReader.uint32(bytes, at: offset))
         guard length >= minimumBodyBytes, length <= bytes.count - offset - headerBytes else { return nil }
+        // A cheap plausibility check before the CRC: the kind byte after the revision.
+        guard (1...5).contains(bytes[offset + headerBytes + 8]) else { return nil }
         let stored = ByteReader.uint32(bytes, at: offset + 4)
         return checksum(bytes, frameStart: offset, bodyLength: length) == stored ? length : nil
     }

@@ -154,6 +154,43 @@ import Testing
         await store.close()
     }
 
+    /// The files a crash during a snapshot can leave: a temporary snapshot, the previous
+    /// snapshot and WAL not yet deleted, the new WAL not yet created.
+    @Test func recoveryFromEverySnapshotCrashWindow() async throws {
+        let tmp = TemporaryDirectory()
+        defer { tmp.remove() }
+        let options = EmbeddedStore.Options(snapshotThresholdBytes: 512)
+        var store = try await EmbeddedStore.open(directory: tmp.path, options: options)
+        for i in 0..<40 { try await store.put("k\(i % 7)", utf8("value \(i)")) }
+        await store.close()
+        let names = TestFiles.names(tmp.path)
+        let snapshot = try #require(names.first { $0.hasPrefix("snap-") })
+        let sequence = try #require(StoreWAL.sequence(of: snapshot, prefix: "snap-", suffix: ".bin"))
+        #expect(sequence > 1)
+        let wal = StoreWAL.name("wal-", sequence, ".log")
+        let walBytes = TestFiles.read(tmp.path + "/" + wal)
+        // Older files (garbage: they must not even be read), a temporary file, and no current WAL
+        // when it was still empty.
+        TestFiles.write(utf8("old"), to: tmp.path + "/" + StoreWAL.name("snap-", sequence - 1, ".bin"))
+        TestFiles.write(utf8("old"), to: tmp.path + "/" + StoreWAL.name("wal-", sequence - 1, ".log"))
+        TestFiles.write(utf8("partial"), to: tmp.path + "/" + StoreWAL.name("snap-", sequence + 1, ".bin.tmp"))
+        if walBytes.isEmpty { TemporaryDirectory.removeTree(tmp.path + "/" + wal) }
+        store = try await EmbeddedStore.open(directory: tmp.path, options: options)
+        let state = try await store.range(.all, revision: nil, limit: 0)
+        #expect(state.revision == 40 && state.count == 7)
+        #expect(try await store.string("k5") == "value 33")
+        await store.close()
+        #expect(TestFiles.names(tmp.path) == ["LOCK", snapshot, wal])
+        // A WAL newer than every snapshot cannot be explained: refuse it.
+        TestFiles.write([], to: tmp.path + "/" + StoreWAL.name("wal-", sequence + 1, ".log"))
+        await #expect {
+            _ = try await EmbeddedStore.open(directory: tmp.path, options: options)
+        } throws: { error in
+            guard case StoreError.corrupt = error else { return false }
+            return true
+        }
+    }
+
     @Test func groupCommitAcknowledgesOnlyDurableWritesAndBatchesSyncs() async throws {
         let tmp = TemporaryDirectory()
         defer { tmp.remove() }

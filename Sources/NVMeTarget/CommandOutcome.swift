@@ -31,6 +31,7 @@ extension NVMeStatus {
             case .misaligned: self = .dataSGLLengthInvalid
             case .ioError, .injected: self = .internalError
             case .closed: self = .namespaceNotReady
+            case .noSpace: self = .capacityExceeded
             }
         default: self = .internalError
         }

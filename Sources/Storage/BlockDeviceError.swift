@@ -12,6 +12,9 @@ public enum BlockDeviceError: Error, Hashable, Sendable {
     case injected
     /// The device was closed.
     case closed
+    /// No space left: the backing store is full (ENOSPC from a sparse file or its file system),
+    /// or a thin volume found no free extent for a first write. NVMe: Capacity Exceeded.
+    case noSpace
 }
 
 extension BlockDeviceError: CustomStringConvertible {
@@ -27,6 +30,8 @@ extension BlockDeviceError: CustomStringConvertible {
             return "injected fault"
         case .closed:
             return "the block device is closed"
+        case .noSpace:
+            return "no space left on the backing store"
         }
     }
 }

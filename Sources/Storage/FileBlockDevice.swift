@@ -9,7 +9,8 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A ``BlockDevice`` backed by a sparse regular file.
+/// A ``BlockDevice`` backed by a sparse regular file or a block device (`/dev/…`, sized with
+/// the BLKGETSIZE64 ioctl).
 ///
 /// All I/O is positional (`pread`/`pwrite`) and runs on an `NIOThreadPool`, never on an event
 /// loop; futures complete on the event loop passed to each call. Writes may sit in the page
@@ -124,16 +125,38 @@ public final class FileBlockDevice: BlockDevice {
         }
     }
 
-    /// The size of the regular file open as `fd`.
+    /// The size of the regular file or block device open as `fd` (a block device's size comes
+    /// from the BLKGETSIZE64 ioctl).
     private static func regularFileSize(fd: Int32, path: String) throws -> UInt64 {
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             throw FileBlockDeviceError.systemCallFailed(path: path, call: "fstat", errno: errno)
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            return UInt64(info.st_size)
+        case S_IFBLK:
+            return try blockDeviceSize(fd: fd, path: path)
+        default:
             throw FileBlockDeviceError.notRegularFile(path: path)
         }
-        return UInt64(info.st_size)
+    }
+
+    /// `BLKGETSIZE64` = `_IOR(0x12, 114, size_t)`: the size of a block device in bytes.
+    static let blockDeviceSizeRequest: UInt = 0x8008_1272
+
+    /// The size in bytes of the block device open as `fd`.
+    private static func blockDeviceSize(fd: Int32, path: String) throws -> UInt64 {
+        #if os(Linux)
+        var size: UInt64 = 0
+        let result = withUnsafeMutablePointer(to: &size) { ioctl(fd, blockDeviceSizeRequest, UnsafeMutableRawPointer($0)) }
+        guard result == 0 else {
+            throw FileBlockDeviceError.systemCallFailed(path: path, call: "ioctl(BLKGETSIZE64)", errno: errno)
+        }
+        return size
+        #else
+        throw FileBlockDeviceError.notRegularFile(path: path)
+        #endif
     }
 
     public func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {

@@ -11,7 +11,7 @@ public enum FileBlockDeviceError: Error, Hashable, Sendable {
     /// The file exists with a size other than the one requested. The file is left untouched:
     /// an existing backing file is never truncated or extended.
     case sizeMismatch(path: String, existing: UInt64, requested: UInt64)
-    /// The path exists but is not a regular file.
+    /// The path exists but is neither a regular file nor a block device.
     case notRegularFile(path: String)
     /// A system call failed while opening or creating the file.
     case systemCallFailed(path: String, call: String, errno: Int32)
@@ -32,7 +32,7 @@ extension FileBlockDeviceError: CustomStringConvertible {
                 + "but \(requested) bytes were requested; refusing to resize an existing file "
                 + "(omit the size to use the existing one, or choose another path)"
         case .notRegularFile(let path):
-            return "backing path '\(path)' is not a regular file"
+            return "backing path '\(path)' is neither a regular file nor a block device"
         case .systemCallFailed(let path, let call, let errno):
             return "\(call) failed for backing file '\(path)': \(SystemError.message(for: errno)) (errno \(errno))"
         }

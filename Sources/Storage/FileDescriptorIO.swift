@@ -42,7 +42,7 @@ enum FileDescriptorIO {
             } else if n == 0 {
                 throw .ioError(errno: EIO)
             } else if errno != EINTR {
-                throw .ioError(errno: errno)
+                throw errno == ENOSPC ? .noSpace : .ioError(errno: errno)
             }
         }
     }
@@ -71,12 +71,15 @@ enum FileDescriptorIO {
             let result = fsync(fd)
             #endif
             if result == 0 { return }
+            if errno == ENOSPC { throw .noSpace }
             if errno != EINTR { throw .ioError(errno: errno) }
         }
     }
 
     /// Punches a hole (deallocates, keeping the file size). Returns false if the platform or
-    /// file system does not support it (EOPNOTSUPP/ENOSYS), so the caller can write zeroes.
+    /// file system does not support it (EOPNOTSUPP/ENOSYS/EINVAL), so the caller can write
+    /// zeroes. On a block device Linux guarantees the punched range reads as zeroes (it zeroes
+    /// without fallback or fails with EOPNOTSUPP).
     static func punchHole(fd: Int32, at offset: UInt64, length: UInt64) throws(BlockDeviceError) -> Bool {
         guard length > 0 else { return true }
         #if os(Linux)
@@ -86,8 +89,11 @@ enum FileDescriptorIO {
             switch errno {
             case EINTR:
                 continue
-            case EOPNOTSUPP, ENOSYS:
+            case EOPNOTSUPP, ENOSYS, EINVAL:
+                // EINVAL: a block device whose driver cannot punch (zero without fallback).
                 return false
+            case ENOSPC:
+                throw .noSpace
             case let code:
                 throw .ioError(errno: code)
             }

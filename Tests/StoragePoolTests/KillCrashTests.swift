@@ -28,6 +28,25 @@ enum CrashWorkerExecutable {
             .max { modified($0) < modified($1) }
     }()
 
+    /// Why `path` cannot be used: missing, or older than the StoragePool/Storage objects it
+    /// links (then it would test old pool code), or nil.
+    static let problem: String? = {
+        guard let path else {
+            return "PoolCrashWorker was not found next to the test bundle or in .build*/debug: run `swift build` (or `swift build --build-tests`) before `swift test`, or set POOL_CRASH_WORKER"
+        }
+        let built = modified(path)
+        let binDir = URL(fileURLWithPath: path).deletingLastPathComponent()
+        for module in ["StoragePool", "Storage", "PoolCrashWorker"] {
+            let dir = binDir.appendingPathComponent("\(module).build")
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where file.hasSuffix(".o") {
+                if modified(dir.appendingPathComponent(file).path) > built {
+                    return "\(path) is older than \(module).build/\(file): run `swift build` (or `swift build --build-tests`) before `swift test`"
+                }
+            }
+        }
+        return nil
+    }()
+
     static func modified(_ path: String) -> Date {
         ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date) ?? .distantPast
     }
@@ -36,7 +55,8 @@ enum CrashWorkerExecutable {
 /// Runs the worker, SIGKILLs it right after the `killAfter`-th ACK line plus `delay` µs, and
 /// returns every line it printed (an ACK already in the pipe counts: it was acknowledged).
 func runWorker(disk: String, seed: UInt64, killAfter: Int, delayMicroseconds: UInt32) async throws -> (lines: [String], killed: Bool) {
-    let binary = try #require(CrashWorkerExecutable.path, "PoolCrashWorker not built: run `swift build --build-tests` first")
+    if let problem = CrashWorkerExecutable.problem { throw PoolTestFailure(problem) }
+    let binary = try #require(CrashWorkerExecutable.path)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = ["--disk", disk, "--seed", "\(seed)", "--ops", "120"]
@@ -126,7 +146,7 @@ struct KillCrashTests {
     }
 
     @Test("kill -9 at seeded points, import in-process: acked changes and data intact, fsck clean, nothing leaked",
-          arguments: 0..<20)
+          arguments: 0..<25)
     func killNine(seed: UInt64) async throws {
         try await TemporaryDirectory.with { dir in
             let disk = dir.file("pool.img")

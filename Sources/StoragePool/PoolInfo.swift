@@ -40,4 +40,21 @@ public struct PoolInfo: Equatable, Hashable, Sendable {
     public var replicaCount: Int
     /// Journal batches and checkpoints written (each ends with one fdatasync) since import.
     public var journalCommits: UInt64
+
+    public init(name: String, uuid: UUID, path: String, state: PoolState, capacityBytes: UInt64, usedBytes: UInt64, freeBytes: UInt64,
+                committedBytes: UInt64, blockSize: Int, extentSize: UInt64, replicaCount: Int, journalCommits: UInt64)
+    {
+        self.name = name
+        self.uuid = uuid
+        self.path = path
+        self.state = state
+        self.capacityBytes = capacityBytes
+        self.usedBytes = usedBytes
+        self.freeBytes = freeBytes
+        self.committedBytes = committedBytes
+        self.blockSize = blockSize
+        self.extentSize = extentSize
+        self.replicaCount = replicaCount
+        self.journalCommits = journalCommits
+    }
 }

@@ -17,6 +17,16 @@ public struct ReplicaInfo: Equatable, Hashable, Sendable {
     public var shared: Bool
     /// Host NQNs allowed to connect to the share.
     public var allowedHosts: [String]
+
+    public init(uuid: UUID, name: String, sizeBytes: UInt64, thin: Bool, allocatedBytes: UInt64, shared: Bool, allowedHosts: [String]) {
+        self.uuid = uuid
+        self.name = name
+        self.sizeBytes = sizeBytes
+        self.thin = thin
+        self.allocatedBytes = allocatedBytes
+        self.shared = shared
+        self.allowedHosts = allowedHosts
+    }
 }
 
 /// A byte range of a replica: `offset..<offset + length`.

@@ -102,7 +102,8 @@ let package = Package(
         // process the kill -9 crash tests (StoragePoolTests) kill at random points.
         .executableTarget(
             name: "PoolCrashWorker",
-            dependencies: ["StoragePool", "Storage", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["StoragePool", "Storage", .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -55,7 +55,12 @@ public final class EtcdStore: Store {
             ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
         let transport: Transport
         do {
-            transport = try .http2NIOPosix(target: target, transportSecurity: .plaintext)
+            var config = HTTP2ClientTransport.Posix.Config.defaults
+            // etcd's server PINGs once per call; see EtcdPingResponder.
+            config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+                channel.pipeline.addHandler(EtcdPingResponder(), position: .first)
+            }
+            transport = try .http2NIOPosix(target: target, transportSecurity: .plaintext, config: config)
         } catch {
             throw .invalidArgument("etcd endpoint \(configuration.endpoint): \(error)")
         }

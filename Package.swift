@@ -225,8 +225,43 @@ if dataPlaneOnly {
             ],
             swiftSettings: strict
         ),
+        // The io-engine: pools, replicas shared over NVMe/TCP, the gRPC services, metrics.
+        .target(
+            name: "IOEngine",
+            dependencies: [
+                "NVMe", "NVMeTarget", "Storage", "StoragePool", "Store", "StoreEtcd", "IOEngineAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IOEngineTests",
+            dependencies: [
+                "IOEngine", "IOEngineAPI", "StoragePool", "Store", "NVMe", "NVMeHost", "NVMeTarget", "Storage",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
     ]
     if let halyard = package.targets.first(where: { $0.name == "Halyard" }) {
-        halyard.dependencies += ["Store", "StoreEtcd"]
+        halyard.dependencies += [
+            "Store", "StoreEtcd", "StoragePool", "IOEngine", "IOEngineAPI",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        ]
     }
 }

@@ -6,9 +6,20 @@ import NIOPosix
 import Synchronization
 
 /// Serves `ControlAPI` over HTTP/1.1 on a unix socket or a loopback port (`--control`), so that
-/// `curl --unix-socket PATH http://localhost/v1/stats` works. Requests on one connection are
-/// answered in order; keep-alive is honoured. Each connection runs in its own task.
+/// `curl --unix-socket PATH http://localhost/v1/stats` works — and, with another handler, the
+/// io-engine's `/metrics`. Requests on one connection are answered in order; keep-alive is
+/// honoured. Each connection runs in its own task.
 final class ControlServer: Sendable {
+    /// What a handler answers: status, Content-Type and body.
+    struct Answer: Sendable {
+        var status: HTTPResponseStatus
+        var contentType: String
+        var body: Data
+    }
+
+    /// Answers one request (method, URI, body).
+    typealias Handler = @Sendable (HTTPMethod, String, ByteBuffer) async -> Answer
+
     let address: ControlAddress
     /// Where it listens (the bound port for `127.0.0.1:0`).
     let boundAddress: String
@@ -26,6 +37,15 @@ final class ControlServer: Sendable {
 
     /// Binds `address` (a stale unix socket file is replaced) and starts answering with `api`.
     static func start(address: ControlAddress, api: ControlAPI, group: any EventLoopGroup, logger: Logger) async throws -> ControlServer {
+        try await start(address: address, group: group, logger: logger, name: "control interface") { method, uri, body in
+            let response = await api.handle(method: method, uri: uri, body: body)
+            return Answer(status: response.status, contentType: "application/json", body: response.body)
+        }
+    }
+
+    /// Binds `address` and answers every request with `handler`; `name` says what it is in the log.
+    static func start(address: ControlAddress, group: any EventLoopGroup, logger: Logger, name: String,
+                      handler: @escaping Handler) async throws -> ControlServer {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -47,17 +67,17 @@ final class ControlServer: Sendable {
             bound = host.contains(":") ? "[\(host)]:\(p)" : "\(host):\(p)"
         }
         let control = ControlServer(address: address, boundAddress: bound, server: server, logger: logger)
-        let task = Task { await control.acceptLoop(api: api) }
+        let task = Task { await control.acceptLoop(handler: handler) }
         control.serving.withLock { $0 = task }
-        logger.info("control interface on \(bound)")
+        logger.info("\(name) on \(bound)")
         return control
     }
 
-    private func acceptLoop(api: ControlAPI) async {
+    private func acceptLoop(handler: @escaping Handler) async {
         do {
             try await server.executeThenClose { inbound in
                 for try await connection in inbound {
-                    Task { await Self.serve(connection, api: api, logger: logger) }
+                    Task { await Self.serve(connection, handler: handler, logger: logger) }
                 }
             }
         } catch {
@@ -66,7 +86,7 @@ final class ControlServer: Sendable {
     }
 
     /// One connection: requests in, responses out, until the client closes or asks to.
-    private static func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, api: ControlAPI, logger: Logger) async {
+    private static func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, handler: Handler, logger: Logger) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -86,12 +106,16 @@ final class ControlServer: Sendable {
                         }
                     case .end:
                         guard let request = head else { continue }
-                        let response = tooLarge
-                            ? ControlAPI.Response.error(.payloadTooLarge, "the body is larger than \(ControlAPI.maximumBodySize) bytes")
-                            : await api.handle(method: request.method, uri: request.uri, body: body)
-                        logger.debug("control: \(request.method) \(request.uri) → \(response.status.code)")
+                        let response: Answer
+                        if tooLarge {
+                            let refusal = ControlAPI.Response.error(.payloadTooLarge, "the body is larger than \(ControlAPI.maximumBodySize) bytes")
+                            response = Answer(status: refusal.status, contentType: "application/json", body: refusal.body)
+                        } else {
+                            response = await handler(request.method, request.uri, body)
+                        }
+                        logger.debug("http: \(request.method) \(request.uri) → \(response.status.code)")
                         var headers = HTTPHeaders()
-                        headers.add(name: "Content-Type", value: "application/json")
+                        headers.add(name: "Content-Type", value: response.contentType)
                         headers.add(name: "Content-Length", value: String(response.body.count))
                         headers.add(name: "Connection", value: request.isKeepAlive ? "keep-alive" : "close")
                         try await outbound.write(.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers)))

@@ -20,7 +20,7 @@ import Testing
 /// `swift test` builds the test bundle but does not relink the `halyard` product, so the binary is
 /// only current after `swift build` (scripts/test runs `swift build` first) or
 /// `swift build --build-tests`. If an object file of a module halyard links (NVMe, NVMeHost,
-/// NVMeTarget, Storage, CCRC32C, Halyard) is newer than the binary, the tests fail saying so
+/// NVMeTarget, Storage, CCRC32C, Store, StoreEtcd, StoragePool, IOEngine, IOEngineAPI, Halyard) is newer than the binary, the tests fail saying so
 /// rather than test old code. (Object files, not sources: the compiler leaves an object alone when
 /// a touched source compiles to the same code, and the binary is then not relinked either.)
 /// A change to Sources/Halyard alone is not seen by that check when only `swift test` ran, since
@@ -37,7 +37,7 @@ enum HalyardExecutable {
         }
         let built = modified(path)
         let binDir = URL(fileURLWithPath: path).deletingLastPathComponent()
-        for module in ["NVMe", "NVMeHost", "NVMeTarget", "Storage", "CCRC32C", "Halyard"] {
+        for module in ["NVMe", "NVMeHost", "NVMeTarget", "Storage", "CCRC32C", "Store", "StoreEtcd", "StoragePool", "IOEngine", "IOEngineAPI", "Halyard"] {
             let dir = binDir.appendingPathComponent("\(module).build")
             for file in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where file.hasSuffix(".o") {
                 if modified(dir.appendingPathComponent(file).path) > built {

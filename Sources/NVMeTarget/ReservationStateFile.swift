@@ -98,6 +98,12 @@ public struct ReservationStateFile: ReservationStatePersistence {
         public var path: String
         public var reason: String
         public var description: String { "reservation state file \(path): \(reason)" }
+
+        /// A failure of the storage named `path` (an embedder's persistence reports its own).
+        public init(path: String, reason: String) {
+            self.path = path
+            self.reason = reason
+        }
     }
 
     /// Reads the file: nil when there is none; throws when it is unreadable, truncated, of another

@@ -156,7 +156,6 @@ extension EngineCore {
                 try await pool.setShare(uuid: uuid, shared: false, allowedHosts: replica.allowedHosts)
             }
             await shares.stop(uuid)
-            logger.info("replica unshared", metadata: ["replica": "\(uuid.lowercased)", "pool": "\(poolName)"])
             return view(recorded, poolName: poolName, pool: pool)
         }
     }

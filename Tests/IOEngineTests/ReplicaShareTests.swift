@@ -173,4 +173,41 @@ struct ReplicaShareTests {
             }
         }
     }
+
+    @Test("concurrent identical CreateReplica calls (control-plane retries) make one replica; concurrent distinct ones all land")
+    func concurrentCreates() async throws {
+        try await EngineFixture.withTemporaryDirectory { dir in
+            try await EngineFixture.withEngine(stateDirectory: dir) { h in
+                try await h.createPool("pool", in: dir, size: 128 << 20)
+                let uuid = UUID().uuidString.lowercased()
+                let results = try await withThrowingTaskGroup(of: Halyard_Ioengine_V1_Replica.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask { try await h.createReplica(uuid, pool: "pool", size: 16 << 20, thin: false, share: true) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(results.count == 8 && Set(results.map(\.uuid)) == [uuid] && results.allSatisfy(\.shared))
+                var pool = try await h.getPool("pool")
+                #expect(pool.replicaCount == 1 && pool.usedBytes == 16 << 20 && pool.committedBytes == 16 << 20,
+                        "one thick replica's extents, not eight")
+
+                let others = (0..<6).map { _ in UUID().uuidString.lowercased() }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for other in others {
+                        group.addTask { _ = try await h.createReplica(other, pool: "pool", size: 4 << 20, share: true) }
+                    }
+                    try await group.waitForAll()
+                }
+                var list = Halyard_Ioengine_V1_ListReplicasRequest()
+                list.pool = "pool"
+                let listed = try await h.replicas.listReplicas(list).replicas
+                #expect(Set(listed.map(\.uuid)) == Set(others + [uuid]))
+                #expect(listed.allSatisfy { $0.shared && $0.nqn == EngineFixture.nqn($0.uuid) })
+                pool = try await h.getPool("pool")
+                #expect(pool.replicaCount == 7 && pool.committedBytes == (16 + 6 * 4) << 20)
+                let node = try await h.node.getNode(Halyard_Ioengine_V1_GetNodeRequest())
+                #expect(node.replicaCount == 7)
+            }
+        }
+    }
 }

@@ -68,7 +68,7 @@ struct ReplicaCreateCommand: AsyncParsableCommand {
         request.uuid = uuid ?? UUID().uuidString.lowercased()
         request.pool = pool
         request.name = name ?? ""
-        request.sizeBytes = try SizeParser.parse(size)
+        request.sizeBytes = try SizeParser.parseAllowingZero(size)  // 0 is the io-engine's to refuse (invalidArgument)
         request.thin = !thick
         request.share = share
         request.allowedHosts = allowHosts
@@ -103,7 +103,7 @@ struct ReplicaResizeCommand: AsyncParsableCommand {
     func run() async throws {
         var request = Halyard_Ioengine_V1_ResizeReplicaRequest()
         request.uuid = uuid
-        request.sizeBytes = try SizeParser.parse(size)
+        request.sizeBytes = try SizeParser.parseAllowingZero(size)  // 0 is the io-engine's to refuse (invalidArgument)
         let replica = try await IOEngineClient.call(client) { [request] c in
             try await Halyard_Ioengine_V1_ReplicaService.Client(wrapping: c).resizeReplica(request, options: IOEngineClient.callOptions)
         }

@@ -17,13 +17,28 @@ import Glibc
 /// (compaction is global: it would break other tests' watches from old revisions).
 ///
 /// When no etcd exists, the etcd cases are skipped locally (with a note) but fail under `CI=true`.
+///
+/// Nothing here blocks a thread while waiting (the cooperative pool has as many threads as
+/// cores: a test sleeping on one would stall every other test of the process).
 enum EtcdFixture {
-    static let shared: EtcdServer? = {
-        if let endpoint = ProcessInfo.processInfo.environment["HALYARD_TEST_ETCD"], !endpoint.isEmpty {
-            return EtcdServer(endpoint: endpoint, process: nil, dataDirectory: nil)
+    private actor SharedServer {
+        var server: EtcdServer??
+        func get() async -> EtcdServer? {
+            if let server { return server }
+            let started: EtcdServer?
+            if let endpoint = ProcessInfo.processInfo.environment["HALYARD_TEST_ETCD"], !endpoint.isEmpty {
+                started = EtcdServer(endpoint: endpoint, process: nil, dataDirectory: nil)
+            } else {
+                started = try? await EtcdServer.start()
+            }
+            server = .some(started)
+            return started
         }
-        return try? EtcdServer.start()
-    }()
+    }
+    private static let sharedServer = SharedServer()
+
+    /// The etcd every test may share (started on first use when `$HALYARD_TEST_ETCD` is unset).
+    static func shared() async -> EtcdServer? { await sharedServer.get() }
 
     static var available: Bool { EtcdServer.binary != nil || ProcessInfo.processInfo.environment["HALYARD_TEST_ETCD"] != nil }
 
@@ -63,17 +78,17 @@ final class EtcdServer: @unchecked Sendable {
 
     /// Starts a new single-member etcd on free 127.0.0.1 ports with a new data directory and
     /// waits until it answers.
-    static func start() throws -> EtcdServer {
+    static func start() async throws -> EtcdServer {
         guard binary != nil else { throw FixtureError("etcd not found on PATH") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("halyard-etcd-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let client = try freePort(), peer = try freePort()
         let server = EtcdServer(endpoint: "127.0.0.1:\(client)", process: nil, dataDirectory: dir, clientPort: client, peerPort: peer)
-        try server.launch()
+        try await server.launch()
         return server
     }
 
-    private func launch() throws {
+    private func launch() async throws {
         guard let binary = Self.binary, let dataDirectory else { return }
         let process = Process()
         // A watchdog shell: etcd is killed when this test process exits, however it exits.
@@ -94,51 +109,47 @@ final class EtcdServer: @unchecked Sendable {
         try process.run()
         self.process = process
         // Ready when the client port accepts and etcd answers a health probe.
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if Self.healthy(port: clientPort) { return }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if await Self.healthy(port: clientPort) { return }
             if !process.isRunning { break }
-            usleep(100_000)
+            try await Task.sleep(for: .milliseconds(100))
         }
-        stop()
+        await stop()
         throw FixtureError("etcd on 127.0.0.1:\(clientPort) did not become healthy; log \(dataDirectory)/etcd.log")
     }
 
     /// Stops the process (SIGTERM to the watchdog, which kills etcd) and waits for it.
-    func stop() {
+    func stop() async {
         guard let process, process.isRunning else { return }
         process.terminate()
-        process.waitUntilExit()
-        // The watchdog's trap kills etcd; wait until the client port is closed again.
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, Self.listening(port: clientPort) { usleep(50_000) }
+        // The watchdog's trap kills etcd; wait until it is gone and the client port is closed.
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline, process.isRunning || Self.listening(port: clientPort) {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         self.process = nil
     }
 
     /// Stops and starts the same member on the same data directory and ports.
-    func restart() throws {
-        stop()
-        try launch()
+    func restart() async throws {
+        await stop()
+        try await launch()
     }
 
     /// Stops it and removes its data directory.
-    func destroy() {
-        stop()
+    func destroy() async {
+        await stop()
         if let dataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 
-    static func healthy(port: Int) -> Bool {
+    static func healthy(port: Int) async -> Bool {
         guard listening(port: port) else { return false }
         guard let url = URL(string: "http://127.0.0.1:\(port)/health") else { return false }
-        let semaphore = DispatchSemaphore(value: 0)
-        let ok = LockedBox(false)
-        let task = URLSession.shared.dataTask(with: url) { data, _, _ in
-            if let data, String(decoding: data, as: UTF8.self).contains("\"true\"") { ok.value = true }
-            semaphore.signal()
-        }
-        task.resume()
-        _ = semaphore.wait(timeout: .now() + 2)
-        return ok.value
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 2
+        guard let (data, _) = try? await URLSession.shared.data(for: request) else { return false }
+        return String(decoding: data, as: UTF8.self).contains("\"true\"")
     }
 
     static func listening(port: Int) -> Bool {
@@ -179,14 +190,4 @@ final class EtcdServer: @unchecked Sendable {
 struct FixtureError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-final class LockedBox<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _value: T
-    init(_ value: T) { _value = value }
-    var value: T {
-        get { lock.lock(); defer { lock.unlock() }; return _value }
-        set { lock.lock(); defer { lock.unlock() }; _value = newValue }
-    }
 }

@@ -40,7 +40,7 @@ final class StoreUnderTest: @unchecked Sendable {
         case .etcd:
             #if canImport(StoreEtcd)
             guard EtcdFixture.available else { EtcdFixture.unavailable(); return nil }
-            let server = isolated ? try EtcdServer.start() : EtcdFixture.shared
+            let server = isolated ? try await EtcdServer.start() : await EtcdFixture.shared()
             guard let server else { EtcdFixture.unavailable("etcd could not be started"); return nil }
             return StoreUnderTest(backend: backend, store: try EtcdStore(endpoint: server.endpoint),
                                   directory: nil, server: server, ownsServer: isolated)
@@ -60,7 +60,7 @@ final class StoreUnderTest: @unchecked Sendable {
         case .etcd:
             #if canImport(StoreEtcd)
             guard let server else { return }
-            try server.restart()
+            try await server.restart()
             store = try EtcdStore(endpoint: server.endpoint)
             #endif
         }
@@ -69,7 +69,7 @@ final class StoreUnderTest: @unchecked Sendable {
     func close() async {
         await store.close()
         if let directory { try? FileManager.default.removeItem(atPath: directory) }
-        if ownsServer { server?.destroy() }
+        if ownsServer { await server?.destroy() }
     }
 }
 

@@ -33,6 +33,8 @@ let package = Package(
         .library(name: "NVMeTarget", targets: ["NVMeTarget"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "NVMeHost", targets: ["NVMeHost"]),
+        .library(name: "StoragePool", targets: ["StoragePool"]),
+        .library(name: "Store", targets: ["Store"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

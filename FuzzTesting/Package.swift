@@ -1,5 +1,6 @@
 // swift-tools-version:6.2
-// libFuzzer targets for Halyard's NVMe/TCP decoders and target connection state machine.
+// libFuzzer targets for Halyard's NVMe/TCP decoders and target connection state machine, the
+// storage pool's import (superblocks, journal, checkpoints) and the embedded store's recovery.
 //
 // This is its own package (like swift-protobuf's FuzzTesting/) so the fuzzers, which get their
 // `main` from libFuzzer, never share a build with the `halyard` executable. Build it only through
@@ -15,6 +16,8 @@ let package = Package(
     products: [
         .executable(name: "FuzzPDUDecoder", targets: ["FuzzPDUDecoder"]),
         .executable(name: "FuzzTargetConnection", targets: ["FuzzTargetConnection"]),
+        .executable(name: "FuzzPoolImport", targets: ["FuzzPoolImport"]),
+        .executable(name: "FuzzStoreWAL", targets: ["FuzzStoreWAL"]),
     ],
     dependencies: [
         .package(name: "Halyard", path: ".."),
@@ -47,6 +50,29 @@ let package = Package(
                 .product(name: "Storage", package: "Halyard"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: fuzzer
+        ),
+        .executableTarget(
+            name: "FuzzPoolImport",
+            dependencies: [
+                "FuzzCommon",
+                .product(name: "NVMe", package: "Halyard"),  // CRC32C, to re-seal edited metadata
+                .product(name: "StoragePool", package: "Halyard"),
+                .product(name: "Storage", package: "Halyard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: fuzzer
+        ),
+        .executableTarget(
+            name: "FuzzStoreWAL",
+            dependencies: [
+                "FuzzCommon",
+                .product(name: "NVMe", package: "Halyard"),  // CRC32C, to re-seal edited frames
+                .product(name: "Store", package: "Halyard"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: fuzzer

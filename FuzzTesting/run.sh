@@ -21,7 +21,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRATCH="$HERE/.build-fuzz"
 CONFIG=${FUZZ_CONFIG:-release}
-ALL_FUZZERS=(FuzzPDUDecoder FuzzTargetConnection)
+ALL_FUZZERS=(FuzzPDUDecoder FuzzTargetConnection FuzzPoolImport FuzzStoreWAL)
 
 mode=long
 fuzzers=()
@@ -43,6 +43,8 @@ max_len() {
   case "$1" in
     FuzzPDUDecoder) echo 16384 ;;
     FuzzTargetConnection) echo 32768 ;;
+    FuzzPoolImport) echo 4096 ;;   # edit lists over the pool's metadata regions
+    FuzzStoreWAL) echo 16384 ;;    # a WAL (and a snapshot) of a small store
     *) echo 16384 ;;
   esac
 }

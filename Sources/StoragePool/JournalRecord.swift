@@ -236,6 +236,13 @@ enum JournalFormat {
                 result = next < size ? attempt(next) : .failure(.end("ring end"))
                 if next < size, case .failure(let stop) = result { primary = stop }
             }
+            // So is one where the next batch would start: do not look past it for a wrapped
+            // batch (whose failure would replace it, and the replay end quietly before it).
+            if case .failure(let stop) = result, case .corrupt = stop {
+                replay.corruption = stop.description
+                replay.stop = stop.description
+                break
+            }
             if case .failure = result, position != 0 {
                 skipped += size - position
                 result = attempt(0)
@@ -260,6 +267,30 @@ enum JournalFormat {
         replay.used = alignUp(used, blockSize)
         if replay.stop.isEmpty { replay.stop = "journal window full" }
         return replay
+    }
+
+    /// The highest generation of any CRC-valid record of pool `poolLow` that starts a 4 KiB
+    /// block of the ring (every batch does, and a batch has one generation); 0 if none. Import
+    /// moves past it, so records journaled under a label that has since been damaged (and
+    /// that import fell back from) can never match a generation it writes.
+    static func highestGeneration(ring: [UInt8], poolLow: UInt64) -> UInt64 {
+        var highest: UInt64 = 0
+        var offset = 0
+        while offset + headerSize <= ring.count {
+            defer { offset += Int(blockSize) }
+            var r = ByteReader(ring, offset: offset, end: offset + headerSize)
+            guard let magic = try? r.u32(), magic == self.magic, (try? r.u16()) != nil, (try? r.u16()) != nil,
+                (try? r.u64()) != nil, let length = try? r.u32(), let storedCRC = try? r.u32(), let low = try? r.u64(),
+                let generation = try? r.u64(), low == poolLow, generation > highest,
+                Int(length) <= maximumPayload, Int(length) <= ring.count - offset - headerSize
+            else { continue }
+            var header = Array(ring[offset..<(offset + headerSize)])
+            for i in 20..<24 { header[i] = 0 }
+            let crc = Checksum.crc32c(ring, range: (offset + headerSize)..<(offset + headerSize + Int(length)),
+                                      continuing: Checksum.crc32c(header))
+            if crc == storedCRC { highest = generation }
+        }
+        return highest
     }
 
     enum ScanStop: Error, CustomStringConvertible {

@@ -266,6 +266,7 @@ public final class Pool: Sendable {
             var fault: String?
             var lastSeq = superblock.checkpointSeq
             var head = superblock.journalStart
+            var ringGeneration: UInt64 = 0
             let size = UInt64(device.blockSize)
             func read(_ offset: UInt64, _ count: UInt64) async throws(PoolError) -> [UInt8] {
                 try await device.read(lba: offset / size, blocks: UInt32(count / size), on: loop).map { Array(buffer: $0) }
@@ -292,6 +293,7 @@ public final class Pool: Sendable {
             // The journal.
             if fault == nil {
                 let ring = try await read(superblock.journalOffset, superblock.journalSize)
+                ringGeneration = JournalFormat.highestGeneration(ring: ring, poolLow: superblock.uuid.low64)
                 let replay = JournalFormat.scan(ring: ring, start: superblock.journalStart, firstSeq: superblock.checkpointSeq + 1,
                                                 poolLow: superblock.uuid.low64, generation: superblock.generation)
                 if let corruption = replay.corruption { fault = "journal: \(corruption)" }
@@ -309,6 +311,11 @@ public final class Pool: Sendable {
                 ])
             }
             if fault == nil, let problem = meta.check() { fault = problem }
+            // Generations only grow by small steps from below 2^62 (create): one this large is
+            // damage, and could not advance.
+            if fault == nil, max(superblock.generation, ringGeneration) >= 1 << 63 {
+                fault = "generation \(max(superblock.generation, ringGeneration)) is out of range"
+            }
             var current = superblock
             var currentSlot = slot
             if let fault {
@@ -317,8 +324,11 @@ public final class Pool: Sendable {
                 meta.rebuildFreeList()
                 // Fold the replayed records into a checkpoint under a new generation before
                 // anything is appended: stale records past a torn tail can never replay later.
+                // Above every generation in the ring too: if the other slot is a damaged newer
+                // label, records journaled under it may lie past the replayed window, and reusing
+                // their generation would resurrect them on the next import.
                 var next = superblock
-                next.generation += 1
+                next.generation = max(superblock.generation, ringGeneration) + 1
                 next.activeCheckpoint = 1 - superblock.activeCheckpoint
                 next.checkpointSeq = lastSeq
                 next.journalStart = head

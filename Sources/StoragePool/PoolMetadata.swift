@@ -51,7 +51,9 @@ struct PoolMetadata: Sendable {
 
     /// Logical extents of a replica of `size` bytes.
     func logicalExtents(_ size: UInt64) -> Int {
-        Int((size + extentSize - 1) / extentSize)
+        // Not (size + extentSize - 1) / extentSize: that overflows for a size near 2^64 read
+        // from a damaged (but CRC-valid) checkpoint or journal record.
+        Int(size / extentSize + (size % extentSize == 0 ? 0 : 1))
     }
 
     var capacityBytes: UInt64 { UInt64(extentCount) * extentSize }

@@ -151,10 +151,15 @@ struct Superblock: Equatable, Sendable {
         guard journalSize > 0, checkpointSize > 0, journalStart < journalSize else {
             throw DecodeError("superblock: empty journal/checkpoint or journal start \(journalStart) ≥ size \(journalSize)")
         }
-        guard journalOffset >= 8192,
-            journalOffset.addingReportingOverflow(journalSize).partialValue <= checkpointOffsets[0],
-            checkpointOffsets[0] + checkpointSize <= checkpointOffsets[1],
-            checkpointOffsets[1] + checkpointSize <= dataOffset,
+        // Sums that wrap around are overlaps too (a wrapped journal end passed this check, and
+        // import then tried to read a journal of ~2^64 bytes).
+        let (journalEnd, journalWraps) = journalOffset.addingReportingOverflow(journalSize)
+        let (endA, aWraps) = checkpointOffsets[0].addingReportingOverflow(checkpointSize)
+        let (endB, bWraps) = checkpointOffsets[1].addingReportingOverflow(checkpointSize)
+        guard journalOffset >= 8192, !journalWraps, !aWraps, !bWraps,
+            journalEnd <= checkpointOffsets[0],
+            endA <= checkpointOffsets[1],
+            endB <= dataOffset,
             dataOffset % extentSize == 0
         else { throw DecodeError("superblock: overlapping regions") }
         let (dataBytes, overflow) = extentCount.multipliedReportingOverflow(by: extentSize)

@@ -38,7 +38,7 @@ struct EtcdStoreTests {
     @Test("1000 calls in a burst on one connection (well over the 200 control frames per 30 s an HTTP/2 client tolerates)")
     func sustainedRate() async throws {
         guard let server = await EtcdFixture.shared() else { EtcdFixture.unavailable(); return }
-        let store = try EtcdStore(endpoint: server.endpoint)
+        let store = try EtcdStore(StoreUnderTest.etcdConfiguration(server.endpoint))
         let prefix = "/etcd-backend/\(UUID().uuidString.prefix(8))/"
         for i in 0..<500 {
             try await store.put(prefix + "k\(i % 10)", Array("value \(i)".utf8))

@@ -56,8 +56,11 @@ max_len() {
 # Release by default: the optimized build runs ~8x more inputs per second than debug (SwiftNIO's
 # generic ByteBuffer code is very slow unoptimized), and -assert-config Debug keeps `assert`
 # checks on, so it checks what a debug build checks.
+# -Xswiftc -sanitize=fuzzer,address: SwiftPM passes the two sanitizers to swiftc as two
+# -sanitize= options, and the Swift 6.3 frontend keeps only the last one, so without this the Swift
+# code got ASan but no coverage instrumentation (libFuzzer saw only the C targets' ~500 counters).
 build_cmd=(swift build --package-path "$HERE" --scratch-path "$SCRATCH" -c "$CONFIG"
-           --sanitize=fuzzer --sanitize=address -Xswiftc -parse-as-library)
+           --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 [[ $CONFIG == release ]] && build_cmd+=(-Xswiftc -assert-config -Xswiftc Debug)
 mkdir -p "$SCRATCH"
 build_log="$SCRATCH/build-$CONFIG.log"

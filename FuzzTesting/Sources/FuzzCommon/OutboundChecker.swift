@@ -10,7 +10,7 @@ import NVMe
 /// - the first PDU is ICResp or C2HTermReq; nothing follows a C2HTermReq; at most one ICResp;
 /// - after ICResp, header/data digests are exactly the negotiated ones, and data digests verify;
 /// - the C2HData PDUs of one command are contiguous (offset 0, then each continuing the last,
-///   the last one flagged LAST_PDU) and not interleaved with other PDUs.
+///   the last one flagged LAST_PDU) and not interleaved with other PDUs; SUCCESS only with LAST_PDU.
 public struct OutboundChecker {
     public private(set) var pending = ByteBuffer()
     public private(set) var pduCount = 0
@@ -98,7 +98,9 @@ public struct OutboundChecker {
         if case .c2hData(let d) = pdu {
             let expected = transfer?.next ?? 0
             fuzzCheck(d.dataOffset == expected, "\(label): C2HData for CID \(d.commandID) at offset \(d.dataOffset), expected \(expected)")
-            fuzzCheck(!d.success, "\(label): C2HData with SUCCESS, but the target always sends a CapsuleResp")
+            // SUCCESS (no CapsuleResp follows) is what the target sends when the host disabled SQ
+            // flow control at Connect (NVMe/TCP 1.0 §3.6.2.11): only on the command's last C2HData.
+            fuzzCheck(!d.success || d.last, "\(label): C2HData with SUCCESS but without LAST_PDU")
             if d.last {
                 transfer = nil
             } else {

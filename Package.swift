@@ -35,6 +35,7 @@ let package = Package(
         .library(name: "NVMeHost", targets: ["NVMeHost"]),
         .library(name: "StoragePool", targets: ["StoragePool"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "Nexus", targets: ["Nexus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -94,6 +95,18 @@ let package = Package(
             name: "StoragePool",
             dependencies: [
                 "CCRC32C", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The nexus: a volume's target that mirrors writes to its children (replicas), fences itself
+        // with reservations, rebuilds children, and keeps its health record in the store.
+        .target(
+            name: "Nexus",
+            dependencies: [
+                "NVMe", "NVMeHost", "NVMeTarget", "Storage", "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,6 +182,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "NexusTests",
+            dependencies: [
+                "Nexus", "NVMe", "NVMeHost", "NVMeTarget", "Storage", "Store",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // Runs the built `halyard` executable (`halyard nvme …`) against an in-process target.
         .testTarget(
             name: "HalyardCLITests",
@@ -231,7 +253,7 @@ if dataPlaneOnly {
         .target(
             name: "IOEngine",
             dependencies: [
-                "NVMe", "NVMeTarget", "Storage", "StoragePool", "Store", "StoreEtcd", "IOEngineAPI",
+                "NVMe", "NVMeTarget", "NVMeHost", "Storage", "StoragePool", "Store", "StoreEtcd", "IOEngineAPI", "Nexus",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

@@ -11,6 +11,7 @@ import Musl
 import Darwin
 #endif
 import Logging
+import Nexus
 import NIOPosix
 import NVMeTarget
 import StoragePool

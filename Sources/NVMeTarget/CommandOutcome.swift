@@ -21,10 +21,19 @@ struct CommandOutcome {
     }
 }
 
+/// An error that carries the exact NVMe status the host must see: a block device that is itself
+/// a target of other devices (the nexus) answers, say, Asymmetric Access Inaccessible (3/02) while
+/// it holds the host during a shutdown, so the Linux host requeues instead of failing the I/O.
+public protocol NVMeStatusError: Error {
+    var nvmeStatus: NVMeStatus { get }
+}
+
 /// Maps a block-device failure to the NVMe status the host sees.
 extension NVMeStatus {
     init(blockDeviceError error: any Error) {
         switch error {
+        case let e as any NVMeStatusError:
+            self = e.nvmeStatus
         case let e as Storage.BlockDeviceError:
             switch e {
             case .outOfRange: self = .lbaOutOfRange

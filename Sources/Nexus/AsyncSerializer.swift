@@ -1,9 +1,10 @@
 import Synchronization
 
-/// Runs async operations one at a time, in arrival order: the engine's changes (create,
-/// import, share, destroy…) are serialized so each sees the state the previous one left,
-/// while reads never wait for them. Waiting suspends the task; no thread is blocked.
-final class AsyncSerializer: Sendable {
+/// Runs async operations one at a time, in arrival order: the io-engine's changes (create,
+/// import, share, destroy…) and a nexus's management operations (child add, online, fault,
+/// shutdown…) are serialized so each sees the state the previous one left, while reads and the
+/// data path never wait for them. Waiting suspends the task; no thread is blocked.
+public final class AsyncSerializer: Sendable {
     private struct State {
         var busy = false
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -11,8 +12,10 @@ final class AsyncSerializer: Sendable {
 
     private let state = Mutex(State())
 
+    public init() {}
+
     /// Runs `body` once every operation submitted before it has finished.
-    func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         await acquire()
         defer { release() }
         return try await body()

@@ -45,6 +45,9 @@ struct NexusCore: Sendable {
     // record marking it unhealthy is durable.
     var healthWanted: UInt64 = 0
     var healthDurable: UInt64 = 0
+    var healthWaiters: [(version: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    /// The background persister is running.
+    var persisting = false
 
     // MARK: Derived state
 
@@ -88,13 +91,11 @@ struct NexusCore: Sendable {
 
     mutating func releasableDrains() -> [CheckedContinuation<Void, Never>] {
         var ready: [CheckedContinuation<Void, Never>] = []
-        drainWaiters.removeAll { waiter in
-            if drained(below: waiter.generation) {
-                ready.append(waiter.continuation)
-                return true
-            }
-            return false
+        var waiting: [(generation: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+        for waiter in drainWaiters {
+            if drained(below: waiter.generation) { ready.append(waiter.continuation) } else { waiting.append(waiter) }
         }
+        drainWaiters = waiting
         return ready
     }
 

@@ -157,7 +157,7 @@ extension Nexus {
             let onlineSucceeded = plan.targets.contains { t in t.online && !failures.contains { $0.uri == t.uri } }
             guard onlineSucceeded else { throw .held }
         }
-        await waitHealthDurable(requiredHealth)
+        guard await waitHealthDurable(requiredHealth) else { throw .held }
     }
 
     // MARK: Child failure

@@ -53,6 +53,11 @@ final class RebuildLogSlot: Sendable {
         return log.dirtySegments
     }
 
+    /// Closes the file and keeps it: a later nexus of the volume on this node continues it.
+    func close() async {
+        if let log = await opening.value { await log.close() }
+    }
+
     func discard() async {
         invalidate()
         if let log = await opening.value {

@@ -225,6 +225,7 @@ public final class Nexus: Sendable {
         times.withLock { $0.stateChangedAt = Date() }
         await setFrontendHeld(true)
         cancelRebuilds()
+        releaseHealthWaiters()
         await drain()
         let devices = core.withLock { core -> [any ChildDevice] in
             let devices = core.children.compactMap(\.device)
@@ -235,6 +236,7 @@ public final class Nexus: Sendable {
             return devices
         }
         for device in devices { await device.close() }
+        for log in core.withLock({ $0.children.compactMap(\.log) }) { await log.close() }
         let reason = core.withLock { core -> ShutdownReason in
             guard case .shuttingDown(let reason) = core.lifecycle else { return .requested }
             core.lifecycle = .shutdown(reason)
@@ -343,6 +345,12 @@ public final class Nexus: Sendable {
                     if done { return }
                     delay = .milliseconds(100)
                 } catch {
+                    let over = core.withLock { core -> Bool in
+                        guard case .shutdown = core.lifecycle else { return false }
+                        core.persisting = false
+                        return true
+                    }
+                    if over { return }  // the shutdown path made its own bounded attempt
                     logger.warning("health record not written; retrying", metadata: ["error": "\(error)", "retryInMs": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(2))
@@ -351,17 +359,29 @@ public final class Nexus: Sendable {
         }
     }
 
-    /// Waits until the health record of `version` (or later) is durable.
-    func waitHealthDurable(_ version: UInt64) async {
-        guard version > 0 else { return }
+    /// Waits until the health record of `version` (or later) is durable; false when the nexus
+    /// shut down first (the caller holds its I/O instead of acknowledging it).
+    @discardableResult
+    func waitHealthDurable(_ version: UInt64) async -> Bool {
+        guard version > 0 else { return true }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = core.withLock { core -> Bool in
-                if core.healthDurable >= version { return true }
+                if core.healthDurable >= version || core.lifecycle != .open { return true }
                 core.healthWaiters.append((version, continuation))
                 return false
             }
             if ready { continuation.resume() }
         }
+        return core.withLock { $0.healthDurable >= version }
+    }
+
+    /// Releases every I/O waiting for a health record (at shutdown: they are held, not acknowledged).
+    func releaseHealthWaiters() {
+        let waiting = core.withLock { core -> [CheckedContinuation<Void, Never>] in
+            defer { core.healthWaiters = [] }
+            return core.healthWaiters.map(\.continuation)
+        }
+        for continuation in waiting { continuation.resume() }
     }
 
     /// The record as it stands (for the API and tests).

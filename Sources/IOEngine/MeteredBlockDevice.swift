@@ -80,3 +80,11 @@ public final class MeteredBlockDevice: BlockDevice {
 
     public func close() throws { try wrapped.close() }
 }
+
+extension MeteredBlockDevice: AllocationReporting {
+    /// Forwards to the wrapped device; ``AllocationReportingError/notSupported`` when it cannot tell.
+    public func allocatedBlockRanges() throws -> [Range<UInt64>] {
+        guard let reporting = wrapped as? any AllocationReporting else { throw AllocationReportingError.notSupported }
+        return try reporting.allocatedBlockRanges()
+    }
+}

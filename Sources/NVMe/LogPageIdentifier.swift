@@ -18,6 +18,8 @@ public enum LogPageIdentifier: UInt8, Hashable, Sendable, CaseIterable {
     case discovery = 0x70
     /// 80h Reservation Notification (64 bytes).
     case reservationNotification = 0x80
+    /// C0h (vendor specific) Halyard allocated ranges: ``AllocatedRangesLogPage``.
+    case allocatedRanges = 0xC0
 }
 
 /// The Get Log Page command's dwords 10..14 (NVMe 2.0 base spec §5.16, Figures 197–201):

@@ -1,5 +1,6 @@
 import NIOCore
 import NVMe
+import Storage
 
 /// Executes admin commands for one controller (NVMe base spec 2.0 §5): Identify, Get Log Page,
 /// Set/Get Features, Asynchronous Event Request, Keep Alive and Abort. A discovery controller
@@ -144,6 +145,8 @@ struct AdminCommands {
         case (.ana, false):
             let includeNSIDs = fields.logSpecificField & 0x1 == 0
             return .success(data: anaLogPage().encodeRange(offset: fields.offset, length: length, includeNamespaceIDs: includeNSIDs))
+        case (.allocatedRanges, false):
+            return allocatedRangesLogPage(namespaceID: sqe.namespaceID, offset: fields.offset, length: length)
         default:
             return .failure(.invalidField)
         }
@@ -153,6 +156,21 @@ struct AdminCommands {
     /// The ANA log page as seen through this controller's listener (NVMe base spec 2.0 §5.16.1.12).
     func anaLogPage() -> ANALogPage {
         subsystem.ana.logPage(listenerIndex: controller.listenerIndex)
+    }
+
+    /// Log page C0h, vendor specific (docs/notes/nexus-plan.md): the block ranges of the namespace
+    /// NSID names that hold data, from a device that is ``AllocationReporting``; Invalid Log Page
+    /// when the device cannot tell. Built per command, windowed by LPO and NUMD.
+    func allocatedRangesLogPage(namespaceID: UInt32, offset: UInt64, length: Int) -> CommandOutcome {
+        guard let ns = subsystem.namespace(namespaceID) else { return .failure(.invalidNamespace) }
+        let ranges: [Range<UInt64>]?
+        do {
+            ranges = try ns.device.reportedAllocatedBlockRanges()
+        } catch {
+            return .failure(NVMeStatus(blockDeviceError: error))
+        }
+        guard let ranges else { return .failure(.invalidLogPage) }
+        return .success(data: AllocatedRangesLogPage(ranges: ranges).encodeRange(offset: offset, length: length))
     }
 
     private func zeros(_ n: Int) -> ByteBuffer {

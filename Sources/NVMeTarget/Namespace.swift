@@ -38,3 +38,12 @@ public final class Namespace: Sendable {
         return !overflow && end <= blockCount
     }
 }
+
+extension NVMeStatus {
+    /// The status the target answers for a failure of a namespace's block device (a
+    /// ``Storage/BlockDeviceError``, an ``NVMeStatusError``…), for access paths that reach the
+    /// device in-process, such as a nexus's local child (NVM command set spec 1.0 §3.3).
+    public init(deviceError error: any Error) {
+        self.init(blockDeviceError: error)
+    }
+}

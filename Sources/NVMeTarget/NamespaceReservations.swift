@@ -32,6 +32,7 @@ public final class NamespaceReservations: Sendable {
     private let threadPool: NIOThreadPool?
     private let gate: Mutex<Gate>
     private let noticeHandler = Mutex<(@Sendable (UInt32, [ReservationState.Notice]) -> Void)?>(nil)
+    private let noticeObservers = Mutex<NoticeObservers>(NoticeObservers())
     private let logger = Logger(label: "halyard.nvmf-target.reservations")
 
     /// Proof that a command was admitted; give it back with ``release(_:)`` exactly once, after the
@@ -66,6 +67,11 @@ public final class NamespaceReservations: Sendable {
         let host: HostIdentifier
         let eventLoop: any EventLoop
         let promise: EventLoopPromise<ReservationState.Transition>
+    }
+
+    private struct NoticeObservers {
+        var next: UInt64 = 0
+        var observers: [UInt64: @Sendable ([ReservationState.Notice]) -> Void] = [:]
     }
 
     private struct Gate {
@@ -186,6 +192,25 @@ public final class NamespaceReservations: Sendable {
         noticeHandler.withLock { $0 = handler }
     }
 
+    /// Registers `observer` for the notices of every committed transition, alongside the
+    /// subsystem's delivery to NVMe/TCP controllers (NVMe base spec 2.0 §8.19.6): how an
+    /// in-process access path (a nexus's local child) learns that its host's registration was
+    /// preempted. Called outside the gate's lock, in commit order, on whichever thread commits.
+    /// Returns the ID to pass to ``removeNoticeObserver(_:)``.
+    public func addNoticeObserver(_ observer: @escaping @Sendable ([ReservationState.Notice]) -> Void) -> UInt64 {
+        noticeObservers.withLock { o in
+            let id = o.next
+            o.next &+= 1
+            o.observers[id] = observer
+            return id
+        }
+    }
+
+    /// Stops calling the observer `id` names. Idempotent.
+    public func removeNoticeObserver(_ id: UInt64) {
+        _ = noticeObservers.withLock { $0.observers.removeValue(forKey: id) }
+    }
+
     private func run(_ command: Pending) {
         let (before, transition) = gate.withLock { g in
             assert(g.busy)
@@ -234,8 +259,13 @@ public final class NamespaceReservations: Sendable {
             g.barriers[id] = Barrier(remaining: waiting, promise: promise)
             return promise.futureResult
         }
-        if !transition.notices.isEmpty, let handler = noticeHandler.withLock({ $0 }) {
-            handler(namespaceID, transition.notices)
+        if !transition.notices.isEmpty {
+            if let handler = noticeHandler.withLock({ $0 }) {
+                handler(namespaceID, transition.notices)
+            }
+            for observer in noticeObservers.withLock({ Array($0.observers.values) }) {
+                observer(transition.notices)
+            }
         }
         finish(command, transition, drained: drained)
     }

@@ -225,3 +225,26 @@ public final class ReplicaDevice: BlockDevice {
         handleClosed.store(true, ordering: .relaxed)
     }
 }
+
+extension ReplicaDevice: AllocationReporting {
+    /// The replica's durably mapped extents as block ranges (the last one clipped to the size),
+    /// merged where adjacent: the same map as ``Pool/allocatedRanges(uuid:)``, in blocks. Served as
+    /// log page C0h so a nexus rebuilding from this replica copies only these.
+    public func allocatedBlockRanges() throws -> [Range<UInt64>] {
+        if handleClosed.load(ordering: .relaxed) { throw BlockDeviceError.closed }
+        let extentBlocks = volume.extentBlocks
+        let blockCount = volume.blockCount
+        var ranges: [Range<UInt64>] = []
+        for logical in volume.allocatedExtents() {
+            let start = UInt64(logical) * extentBlocks
+            guard start < blockCount else { break }
+            let end = min(start + extentBlocks, blockCount)
+            if let last = ranges.last, last.upperBound == start {
+                ranges[ranges.count - 1] = last.lowerBound..<end
+            } else {
+                ranges.append(start..<end)
+            }
+        }
+        return ranges
+    }
+}

@@ -24,7 +24,7 @@ extension Nexus {
             self.schedulePersist()
             self.watchNotices(device)
             self.logger.info("child added", metadata: ["child": "\(uri)"])
-            await self.beginRebuild(uri, kind: .full)
+            await self.beginRebuild(uri, fromLog: false)
         }
     }
 
@@ -79,8 +79,7 @@ extension Nexus {
                 return (changed, core.healthWanted, child.device, child.state == .rebuilding)
             }
             guard changed != nil else { return }
-            if wasRebuilding { self.cancelRebuild(destination: uri) }
-            self.startLog(for: uri)
+            if wasRebuilding { self.cancelRebuild(destination: uri) } else { self.startLog(for: uri) }
             self.schedulePersist()
             await self.waitHealthDurable(version)
             await self.drain()
@@ -131,8 +130,7 @@ extension Nexus {
                 await self.setFrontendHeld(false)
                 return
             }
-            let segments = await self.loggedSegments(of: uri)
-            await self.beginRebuild(uri, kind: segments.map { .partial(segments: $0) } ?? .full)
+            await self.beginRebuild(uri, fromLog: true)
         }
     }
 

@@ -179,8 +179,9 @@ extension Nexus {
         }
         if changed != nil {
             logger.error("child faulted", metadata: ["child": "\(uri)", "error": "\(error)"])
-            if wasRebuilding { cancelRebuild(destination: uri) }
-            startLog(for: uri)
+            // A rebuilding child keeps the log it had (a partial rebuild's log still holds every
+            // segment not yet copied); a child in a full rebuild gets none: it needs a full one again.
+            if wasRebuilding { cancelRebuild(destination: uri) } else { startLog(for: uri) }
             if nowHeld { await setFrontendHeld(true) }
         }
         let slot = log ?? core.withLock { core in core.index(of: uri).flatMap { core.children[$0].log } }

@@ -126,11 +126,8 @@ extension Nexus {
             startLog(for: uri)
             schedulePersist()
             await waitHealthDurable(version)
-            let segments = await loggedSegments(of: uri)
-            logger.notice("child has a missed-segment log from an earlier nexus: rebuilding it", metadata: [
-                "child": "\(uri)", "segments": "\(segments.map { "\($0.count)" } ?? "log unusable, full")",
-            ])
-            await beginRebuild(uri, kind: segments.map { .partial(segments: $0) } ?? .full)
+            logger.notice("child has a missed-segment log from an earlier nexus: rebuilding it", metadata: ["child": "\(uri)"])
+            await beginRebuild(uri, fromLog: true)
         }
     }
 
@@ -149,10 +146,11 @@ extension Nexus {
         await slot?.discard()
     }
 
-    /// Puts `uri` (holding its reopened device) into Rebuilding and copies `kind` from an online
-    /// child in the background. The child receives writes from this moment; writes that began
-    /// before (routed to its log, without segment holds) are drained before the first copy.
-    func beginRebuild(_ uri: String, kind: RebuildKind) async {
+    /// Puts `uri` (holding its reopened device) into Rebuilding and copies from an online child
+    /// in the background: the segments in its log when `fromLog` and the log is intact, else all.
+    /// The child receives writes from this moment; writes that began before (routed to its log,
+    /// without segment holds) are drained first, so the log is read only once it is complete.
+    func beginRebuild(_ uri: String, fromLog: Bool) async {
         let picked = core.withLock { core -> (source: any ChildDevice, sourceURI: String, destination: any ChildDevice)? in
             guard let i = core.index(of: uri), let destination = core.children[i].device else { return nil }
             guard let source = core.children.first(where: { $0.state == .online && $0.uri != uri && $0.device != nil }) else {
@@ -169,6 +167,11 @@ extension Nexus {
             return
         }
         await drain()
+        let kind: RebuildKind = if fromLog, let segments = await loggedSegments(of: uri) {
+            .partial(segments: segments)
+        } else {
+            .full
+        }
         let job: RebuildJob
         do {
             job = try RebuildJob(kind: kind, source: picked.source, destination: picked.destination,
@@ -211,9 +214,11 @@ extension Nexus {
                 defer { core.children[i].log = nil }
                 return (true, core.children[i].log)
             }
+            // It stops receiving writes. A partial rebuild's log still holds every segment it
+            // has not copied, and takes the writes it misses from now on; a full rebuild has no
+            // log, so the child will need a full one again.
             core.children[i].state = .faulted(.rebuildFailed("\(outcome)"))
             core.children[i].since = Date()
-            core.children[i].log?.invalidate()
             return (false, nil)
         }
         if promoted {

@@ -93,6 +93,62 @@ struct NexusRebuildTests {
         await second.shutdown()
     }
 
+    @Test func writesDuringOfflineOnlineAndPartialRebuildAllLand() async throws {
+        let nodes = try await ReplicaNodes.start(count: 2)
+        defer { Task { await nodes.shutdown() } }
+        let logs = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: logs) }
+        let nexus = try await mirror.makeNexus(nodes, logDirectory: logs)
+        let writer = Task {
+            for i in 0..<600 {
+                let lba = UInt64((i * 97) % 16_000)
+                try await nexus.write(lba: lba, data: pattern(lba: lba, blocks: 8, seed: UInt64(i)), fua: false)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        try await nexus.offlineChild(uri: nodes.uri(1))
+        try await Task.sleep(for: .milliseconds(200))
+        try await nexus.onlineChild(uri: nodes.uri(1))
+        try await writer.value
+        #expect(await eventually(30) { nexus.state == .online })
+        let done = try #require(nexus.rebuildHistory.last)
+        guard case .partial = done.kind else {
+            Issue.record("rebuild kind \(done.kind), not partial")
+            return
+        }
+        #expect(try await nodes.contents(1) == nodes.contents(0))
+        await nexus.shutdown()
+    }
+
+    @Test func aChildThatFailsItsFullRebuildNeedsAFullOneAgain() async throws {
+        let nodes = try await ReplicaNodes.start(count: 1)
+        defer { Task { await nodes.shutdown() } }
+        let logs = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: logs) }
+        let nexus = try await mirror.makeNexus(nodes, logDirectory: logs)
+        for lba in stride(from: UInt64(0), to: nodes.blockCount, by: 512) {
+            try await nexus.write(lba: lba, data: pattern(lba: lba, blocks: 512, seed: 9), fua: false)
+        }
+        let added = try await nodes.add()
+        try nexus.setRebuildLimits(RebuildLimits(segmentBytes: 64 << 10, concurrency: 1, bytesPerSecond: 1 << 20))
+        try await nexus.addChild(uri: nodes.uri(added))
+        try await Task.sleep(for: .milliseconds(300))
+        await nodes.stop(added)  // its rebuild fails part-way
+        #expect(await eventually(10) {
+            if case .faulted = nexus.snapshot.children[1].state { return true }
+            return false
+        })
+        #expect(nexus.snapshot.children[1].hasRebuildLog == false)
+        try await nexus.write(lba: 3, data: pattern(lba: 3, blocks: 1, seed: 10), fua: false)
+        try await nodes.restart(added)
+        try nexus.setRebuildLimits(RebuildLimits(segmentBytes: 64 << 10))
+        try await nexus.onlineChild(uri: nodes.uri(added))
+        #expect(await eventually(30) { nexus.state == .online })
+        #expect(nexus.rebuildHistory.last?.kind == .full)
+        #expect(try await nodes.contents(added) == nodes.contents(0))
+        await nexus.shutdown()
+    }
+
     @Test func childManagementRefusals() async throws {
         let nodes = try await ReplicaNodes.start(count: 2)
         defer { Task { await nodes.shutdown() } }

@@ -1,4 +1,5 @@
 import GRPCCore
+import Nexus
 import StoragePool
 
 /// The gRPC status of every io-engine failure (pool.proto's header): thrown by the services so
@@ -20,13 +21,15 @@ extension RPCError {
     }
 }
 
-/// Runs a service method body, turning engine and pool errors into their `RPCError`.
+/// Runs a service method body, turning engine, pool and nexus errors into their `RPCError`.
 func rpc<T: Sendable>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as IOEngineError {
         throw RPCError(error)
     } catch let error as PoolError {
+        throw RPCError(IOEngineError(error))
+    } catch let error as NexusError {
         throw RPCError(IOEngineError(error))
     } catch let error as RPCError {
         throw error

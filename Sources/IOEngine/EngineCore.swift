@@ -14,6 +14,7 @@ import Logging
 import Nexus
 import NIOPosix
 import NVMeTarget
+import Store
 import StoragePool
 import Synchronization
 
@@ -44,6 +45,13 @@ final class EngineCore: Sendable {
     let boundPort = Atomic<Int>(0)
     /// Blocking file I/O.
     let blockingPool: NIOThreadPool
+    /// The nexuses (in memory only; see ``NexusTable``).
+    let nexuses = NexusTable()
+    /// Serializes nexus table changes (create, publish, unpublish, shutdown, destroy).
+    let nexusSerializer = AsyncSerializer()
+    /// Rebuild limits of nexuses created from now on.
+    let rebuildDefaults = Mutex(RebuildLimits.default)
+    private let storeSlot = Mutex<(any Store)?>(nil)
 
     init(configuration: IOEngineConfiguration, target: NVMeTCPTarget, logger: Logger) {
         self.configuration = configuration
@@ -52,6 +60,12 @@ final class EngineCore: Sendable {
         registry = PoolRegistry(stateDirectory: configuration.stateDirectory)
         blockingPool = NIOThreadPool(numberOfThreads: 1)
         blockingPool.start()
+    }
+
+    /// The cluster store nexus health records are written to (set at start).
+    var store: (any Store)? {
+        get { storeSlot.withLock { $0 } }
+        set { storeSlot.withLock { $0 = newValue } }
     }
 
     // MARK: Tables

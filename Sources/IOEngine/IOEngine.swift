@@ -6,13 +6,19 @@ import Foundation
 import GRPCCore
 import Logging
 import NVMeTarget
+import Store
 import StoragePool
 
 /// The io-engine: the data plane of a storage node. It owns an NVMe/TCP target, imports the
 /// pools recorded in `<stateDirectory>/pools.json` (and ``IOEngineConfiguration/importDisks``),
-/// shares replicas as their own subsystems, and offers the gRPC services (``services``) the
-/// control plane and the `halyard pool|replica` commands drive. The daemon command wraps it
-/// with the gRPC server, `/metrics` and node registration.
+/// shares replicas as their own subsystems, runs nexuses over replicas (published as the
+/// volume's subsystem), and offers the gRPC services (``services``) the control plane and the
+/// `halyard pool|replica|nexus` commands drive. The daemon command wraps it with the gRPC server,
+/// `/metrics` and node registration.
+///
+/// Nexuses are not persisted: a restart forgets them (the control plane creates them again; their
+/// health records stay in the store and their missed-segment logs under
+/// `<stateDirectory>/rebuild-logs`, so a re-created nexus finds both).
 ///
 /// One instance serves once: ``start()``, then ``stop()``; a restart is a new instance on the
 /// same state directory.
@@ -21,10 +27,15 @@ public final class IOEngine: Sendable {
     let core: EngineCore
     let target: NVMeTCPTarget
     private let logger: Logger
+    /// The store given at init (nil: an in-memory store is opened at start and closed at stop).
+    private let givenStore: (any Store)?
 
-    public init(configuration: IOEngineConfiguration, logger: Logger) {
+    /// `store` keeps the nexuses' health records; nil opens an in-memory store (single-process
+    /// tests and tools: the records do not survive the process).
+    public init(configuration: IOEngineConfiguration, store: (any Store)? = nil, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        givenStore = store
         let listener = ListenerConfiguration(host: configuration.nvmfHost, port: configuration.nvmfPort,
                                              advertisedHost: configuration.advertisedHost)
         target = NVMeTCPTarget(configuration: TargetConfiguration(listeners: [listener], subsystems: []), logger: logger)
@@ -40,6 +51,15 @@ public final class IOEngine: Sendable {
         } catch {
             throw IOEngineError.internal("state directory \(configuration.stateDirectory): \(error)")
         }
+        if let givenStore {
+            core.store = givenStore
+        } else {
+            do {
+                core.store = try await EmbeddedStore.open(directory: nil)
+            } catch {
+                throw IOEngineError.internal("in-memory store: \(error)")
+            }
+        }
         let bound = try await target.start()
         core.boundPort.store(bound.first?.port ?? configuration.nvmfPort, ordering: .relaxed)
         logger.info("io-engine NVMe/TCP target listening", metadata: ["node": "\(configuration.nodeName)", "address": "\(bound.first.map { "\($0)" } ?? "?")"])
@@ -51,20 +71,22 @@ public final class IOEngine: Sendable {
         }
     }
 
-    /// Stops serving replicas (what is recorded as shared is unchanged), exports every pool and
-    /// stops the target.
+    /// Shuts every nexus down (clean shutdown recorded) and unpublishes it, stops serving
+    /// replicas (what is recorded as shared is unchanged), exports every pool and stops the target.
     public func stop() async {
+        await core.shutDownNexuses()
         await core.shutDown()
         await target.stop()
+        if givenStore == nil, let store = core.store { await store.close() }
         logger.info("io-engine stopped", metadata: ["node": "\(configuration.nodeName)"])
     }
 
     /// The bound NVMe/TCP port (after ``start()``).
     public var nvmfPort: Int { core.boundPort.load(ordering: .relaxed) }
 
-    /// PoolService, ReplicaService and NodeService, for a `GRPCServer`.
+    /// PoolService, ReplicaService, NexusService and NodeService, for a `GRPCServer`.
     public var services: [any RegistrableRPCService] {
-        [PoolService(core: core), ReplicaService(core: core), NodeService(core: core)]
+        [PoolService(core: core), ReplicaService(core: core), NexusService(core: core), NodeService(core: core)]
     }
 
     /// Every pool the engine knows of, those that failed to import included (state faulted).

@@ -1,11 +1,13 @@
 import Foundation
 import GRPCCore
+import Nexus
 import Prometheus
 import StoragePool
 
 /// The io-engine's Prometheus exposition (text format 0.0.4), rendered when `/metrics` is
 /// scraped: per replica I/O counters and latency histograms (from ``ReplicaIOStats``), replica
-/// size and allocation, pool capacity/usage, gRPC requests by method and code, build info, and
+/// size and allocation, pool capacity/usage, per nexus state, child states, rebuild progress,
+/// finished rebuilds and host I/O counters, gRPC requests by method and code, build info, and
 /// the process's CPU time and resident memory (from /proc/self).
 public final class IOEngineMetrics: Sendable {
     /// Collectors owned through swift-prometheus (gRPC request counters, info).
@@ -34,6 +36,7 @@ public final class IOEngineMetrics: Sendable {
         var text = String(decoding: out, as: UTF8.self)
         Self.renderPools(engine.poolInfos(), into: &text)
         Self.renderReplicas(engine.replicaSamples(), into: &text)
+        Self.renderNexuses(engine.nexusSamples(), into: &text)
         Self.renderProcess(into: &text)
         return text
     }
@@ -85,6 +88,72 @@ public final class IOEngineMetrics: Sendable {
                 text += "\(name)_sum{\(labels(r))} \(format(s.latencySumSeconds))\n"
                 text += "\(name)_count{\(labels(r))} \(cumulative)\n"
             }
+        }
+    }
+
+    static func renderNexuses(_ nexuses: [NexusSample], into text: inout String) {
+        func labels(_ n: NexusSample) -> String { "nexus=\"\(n.uuid.uuidString.lowercased())\",volume=\"\(n.volumeUUID.uuidString.lowercased())\"" }
+        func header(_ name: String, _ type: String, _ help: String) { text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+
+        header("halyard_nexus_state", "gauge", "1 for the nexus's current state (Online, Degraded, Faulted, ShuttingDown, Shutdown), 0 for the others.")
+        for n in nexuses {
+            for state in NexusState.allCases {
+                text += "halyard_nexus_state{\(labels(n)),state=\"\(state.rawValue)\"} \(n.state == state ? 1 : 0)\n"
+            }
+        }
+        header("halyard_nexus_published", "gauge", "1 when the nexus is published over NVMe/TCP.")
+        for n in nexuses { text += "halyard_nexus_published{\(labels(n))} \(n.published ? 1 : 0)\n" }
+
+        let childStates = ["Online", "Rebuilding", "Faulted", "Offline", "Closed"]
+        header("halyard_nexus_child_state", "gauge", "1 for the child's current state (Online, Rebuilding, Faulted, Offline, Closed), 0 for the others.")
+        for n in nexuses {
+            for child in n.children {
+                for state in childStates {
+                    text += "halyard_nexus_child_state{\(labels(n)),child=\"\(child.uuid.uuidString.lowercased())\",state=\"\(state)\"} "
+                        + "\(child.state.name == state ? 1 : 0)\n"
+                }
+            }
+        }
+        header("halyard_nexus_child_healthy", "gauge", "1 when the child is healthy in the nexus's health record.")
+        for n in nexuses {
+            for child in n.children {
+                text += "halyard_nexus_child_healthy{\(labels(n)),child=\"\(child.uuid.uuidString.lowercased())\"} \(child.healthy ? 1 : 0)\n"
+            }
+        }
+
+        let progress: [(String, String, (RebuildProgress) -> UInt64)] = [
+            ("halyard_nexus_rebuild_bytes_copied", "Bytes a running rebuild has copied.", { $0.bytesCopied }),
+            ("halyard_nexus_rebuild_segments_total", "Segments a running rebuild covers.", { $0.totalSegments }),
+            ("halyard_nexus_rebuild_segments_copied", "Segments a running rebuild has copied.", { $0.segmentsCopied }),
+            ("halyard_nexus_rebuild_segments_skipped", "Segments a running full rebuild skipped (unallocated on the source).", { $0.segmentsSkipped }),
+        ]
+        for (name, help, value) in progress {
+            header(name, "gauge", help)
+            for n in nexuses {
+                for r in n.rebuilds {
+                    let child = NexusIdentity.childUUID(uri: r.destination).uuidString.lowercased()
+                    text += "\(name){\(labels(n)),child=\"\(child)\"} \(value(r))\n"
+                }
+            }
+        }
+        header("halyard_nexus_rebuilds_finished_total", "counter", "Rebuilds the nexus finished, by outcome (completed, failed, cancelled).")
+        for n in nexuses {
+            for (outcome, count) in n.finishedRebuilds.sorted(by: { $0.key < $1.key }) {
+                text += "halyard_nexus_rebuilds_finished_total{\(labels(n)),outcome=\"\(outcome)\"} \(count)\n"
+            }
+        }
+
+        let io: [(String, String, (NexusSample) -> UInt64)] = [
+            ("halyard_nexus_read_ops_total", "Host read commands the nexus completed.", { $0.stats.reads.snapshot.operations }),
+            ("halyard_nexus_write_ops_total", "Host write commands the nexus completed.", { $0.stats.writes.snapshot.operations }),
+            ("halyard_nexus_read_bytes_total", "Bytes read by hosts through the nexus.", { $0.stats.reads.snapshot.bytes }),
+            ("halyard_nexus_written_bytes_total", "Bytes written by hosts through the nexus.", { $0.stats.writes.snapshot.bytes }),
+            ("halyard_nexus_read_errors_total", "Host reads that failed (held I/O included).", { $0.stats.reads.snapshot.errors }),
+            ("halyard_nexus_write_errors_total", "Host writes that failed (held I/O included).", { $0.stats.writes.snapshot.errors }),
+        ]
+        for (name, help, value) in io {
+            header(name, "counter", help)
+            for n in nexuses { text += "\(name){\(labels(n))} \(value(n))\n" }
         }
     }
 

@@ -34,7 +34,10 @@ final class ReplicaShares: Sendable {
     }
 
     /// The subsystem NQN of a replica's share.
-    static func nqn(for uuid: UUID) -> String { "nqn.2026-11.io.halyard:replica:\(uuid.lowercased)" }
+    static func nqn(for uuid: UUID) -> String { nqnPrefix + uuid.lowercased }
+
+    /// What every replica share's NQN starts with.
+    static let nqnPrefix = "nqn.2026-11.io.halyard:replica:"
 
     /// The replica's I/O counters, created on first use and kept for the process lifetime.
     func stats(for uuid: UUID) -> ReplicaIOStats {

@@ -18,6 +18,7 @@ struct EngineHarness: Sendable {
     let pools: Halyard_Ioengine_V1_PoolService.Client<InProcessTransport.Client>
     let replicas: Halyard_Ioengine_V1_ReplicaService.Client<InProcessTransport.Client>
     let node: Halyard_Ioengine_V1_NodeService.Client<InProcessTransport.Client>
+    let nexuses: Halyard_Ioengine_V1_NexusService.Client<InProcessTransport.Client>
 
     var address: TransportAddress { TransportAddress(host: "127.0.0.1", port: engine.nvmfPort) }
 
@@ -118,7 +119,7 @@ enum EngineFixture {
             let result = try await withGRPCServer(transport: transport.server, services: engine.services) { _ in
                 try await withGRPCClient(transport: transport.client) { client in
                     try await body(EngineHarness(engine: engine, pools: .init(wrapping: client), replicas: .init(wrapping: client),
-                                                 node: .init(wrapping: client)))
+                                                 node: .init(wrapping: client), nexuses: .init(wrapping: client)))
                 }
             }
             await engine.stop()

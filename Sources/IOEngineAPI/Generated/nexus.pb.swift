@@ -302,28 +302,36 @@ public nonisolated struct Halyard_Ioengine_V1_RebuildProgress: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  public var id: String = String()
+
   public var nexusUuid: String = String()
 
+  /// the child being rebuilt (destination)
   public var childUri: String = String()
 
   public var childUuid: String = String()
 
-  /// from the child's missed-segment log (else full)
+  /// the healthy child copied from
+  public var sourceUri: String = String()
+
+  /// only the child's logged missed segments (else full)
   public var partial: Bool = false
 
-  /// Running | Completed | Failed | Cancelled
+  /// Pending | Running | Completed | Failed | Cancelled
   public var state: String = String()
 
-  /// why it failed or was cancelled
+  /// why it failed
   public var error: String = String()
 
   public var segmentBytes: UInt64 = 0
 
+  /// of the whole device (full) or of the log (partial)
   public var segmentsTotal: UInt64 = 0
 
   public var segmentsCopied: UInt64 = 0
 
-  public var bytesTotal: UInt64 = 0
+  /// not copied: unallocated on the source (full rebuild)
+  public var segmentsSkipped: UInt64 = 0
 
   public var bytesCopied: UInt64 = 0
 
@@ -1050,7 +1058,7 @@ nonisolated extension Halyard_Ioengine_V1_NexusIOStats: SwiftProtobuf.Message, S
 
 nonisolated extension Halyard_Ioengine_V1_RebuildProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RebuildProgress"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}nexus_uuid\0\u{3}child_uri\0\u{3}child_uuid\0\u{1}partial\0\u{1}state\0\u{1}error\0\u{3}segment_bytes\0\u{3}segments_total\0\u{3}segments_copied\0\u{3}bytes_total\0\u{3}bytes_copied\0\u{3}started_at_unix_nanos\0\u{3}finished_at_unix_nanos\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}nexus_uuid\0\u{3}child_uri\0\u{3}child_uuid\0\u{3}source_uri\0\u{1}partial\0\u{1}state\0\u{1}error\0\u{3}segment_bytes\0\u{3}segments_total\0\u{3}segments_copied\0\u{3}segments_skipped\0\u{3}bytes_copied\0\u{3}started_at_unix_nanos\0\u{3}finished_at_unix_nanos\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1058,78 +1066,88 @@ nonisolated extension Halyard_Ioengine_V1_RebuildProgress: SwiftProtobuf.Message
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.nexusUuid) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.childUri) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.childUuid) }()
-      case 4: try { try decoder.decodeSingularBoolField(value: &self.partial) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.state) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.error) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.segmentBytes) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.segmentsTotal) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.segmentsCopied) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.bytesTotal) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.bytesCopied) }()
-      case 12: try { try decoder.decodeSingularInt64Field(value: &self.startedAtUnixNanos) }()
-      case 13: try { try decoder.decodeSingularInt64Field(value: &self.finishedAtUnixNanos) }()
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nexusUuid) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.childUri) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.childUuid) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.sourceUri) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.partial) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.segmentBytes) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.segmentsTotal) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.segmentsCopied) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.segmentsSkipped) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.bytesCopied) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.startedAtUnixNanos) }()
+      case 15: try { try decoder.decodeSingularInt64Field(value: &self.finishedAtUnixNanos) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
     if !self.nexusUuid.isEmpty {
-      try visitor.visitSingularStringField(value: self.nexusUuid, fieldNumber: 1)
+      try visitor.visitSingularStringField(value: self.nexusUuid, fieldNumber: 2)
     }
     if !self.childUri.isEmpty {
-      try visitor.visitSingularStringField(value: self.childUri, fieldNumber: 2)
+      try visitor.visitSingularStringField(value: self.childUri, fieldNumber: 3)
     }
     if !self.childUuid.isEmpty {
-      try visitor.visitSingularStringField(value: self.childUuid, fieldNumber: 3)
+      try visitor.visitSingularStringField(value: self.childUuid, fieldNumber: 4)
+    }
+    if !self.sourceUri.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceUri, fieldNumber: 5)
     }
     if self.partial != false {
-      try visitor.visitSingularBoolField(value: self.partial, fieldNumber: 4)
+      try visitor.visitSingularBoolField(value: self.partial, fieldNumber: 6)
     }
     if !self.state.isEmpty {
-      try visitor.visitSingularStringField(value: self.state, fieldNumber: 5)
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 7)
     }
     if !self.error.isEmpty {
-      try visitor.visitSingularStringField(value: self.error, fieldNumber: 6)
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 8)
     }
     if self.segmentBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.segmentBytes, fieldNumber: 7)
+      try visitor.visitSingularUInt64Field(value: self.segmentBytes, fieldNumber: 9)
     }
     if self.segmentsTotal != 0 {
-      try visitor.visitSingularUInt64Field(value: self.segmentsTotal, fieldNumber: 8)
+      try visitor.visitSingularUInt64Field(value: self.segmentsTotal, fieldNumber: 10)
     }
     if self.segmentsCopied != 0 {
-      try visitor.visitSingularUInt64Field(value: self.segmentsCopied, fieldNumber: 9)
+      try visitor.visitSingularUInt64Field(value: self.segmentsCopied, fieldNumber: 11)
     }
-    if self.bytesTotal != 0 {
-      try visitor.visitSingularUInt64Field(value: self.bytesTotal, fieldNumber: 10)
+    if self.segmentsSkipped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.segmentsSkipped, fieldNumber: 12)
     }
     if self.bytesCopied != 0 {
-      try visitor.visitSingularUInt64Field(value: self.bytesCopied, fieldNumber: 11)
+      try visitor.visitSingularUInt64Field(value: self.bytesCopied, fieldNumber: 13)
     }
     if self.startedAtUnixNanos != 0 {
-      try visitor.visitSingularInt64Field(value: self.startedAtUnixNanos, fieldNumber: 12)
+      try visitor.visitSingularInt64Field(value: self.startedAtUnixNanos, fieldNumber: 14)
     }
     if self.finishedAtUnixNanos != 0 {
-      try visitor.visitSingularInt64Field(value: self.finishedAtUnixNanos, fieldNumber: 13)
+      try visitor.visitSingularInt64Field(value: self.finishedAtUnixNanos, fieldNumber: 15)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Halyard_Ioengine_V1_RebuildProgress, rhs: Halyard_Ioengine_V1_RebuildProgress) -> Bool {
+    if lhs.id != rhs.id {return false}
     if lhs.nexusUuid != rhs.nexusUuid {return false}
     if lhs.childUri != rhs.childUri {return false}
     if lhs.childUuid != rhs.childUuid {return false}
+    if lhs.sourceUri != rhs.sourceUri {return false}
     if lhs.partial != rhs.partial {return false}
     if lhs.state != rhs.state {return false}
     if lhs.error != rhs.error {return false}
     if lhs.segmentBytes != rhs.segmentBytes {return false}
     if lhs.segmentsTotal != rhs.segmentsTotal {return false}
     if lhs.segmentsCopied != rhs.segmentsCopied {return false}
-    if lhs.bytesTotal != rhs.bytesTotal {return false}
+    if lhs.segmentsSkipped != rhs.segmentsSkipped {return false}
     if lhs.bytesCopied != rhs.bytesCopied {return false}
     if lhs.startedAtUnixNanos != rhs.startedAtUnixNanos {return false}
     if lhs.finishedAtUnixNanos != rhs.finishedAtUnixNanos {return false}

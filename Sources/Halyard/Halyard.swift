@@ -7,6 +7,6 @@ struct Halyard: AsyncParsableCommand {
         commandName: "halyard",
         abstract: "Highly available NVMe/TCP block storage.",
         version: "0.1.0",
-        subcommands: [IOEngineCommand.self, PoolCommand.self, ReplicaCommand.self, NVMfTargetGroupCommand.self, NVMeCommand.self, StoreCommand.self]
+        subcommands: [IOEngineCommand.self, PoolCommand.self, ReplicaCommand.self, NexusCommand.self, NVMfTargetGroupCommand.self, NVMeCommand.self, StoreCommand.self]
     )
 }

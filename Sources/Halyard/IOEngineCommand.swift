@@ -13,18 +13,21 @@ import Store
 import StoreEtcd
 
 /// `halyard io-engine`: the storage-node daemon (DESIGN.md §2). Pools on files or block devices,
-/// thin replicas served over NVMe/TCP as `nqn.2026-11.io.halyard:replica:<uuid>`, the gRPC API
-/// (PoolService, ReplicaService, NodeService), Prometheus `/metrics`, and the node's record in
-/// the cluster store. SIGTERM/SIGINT shut it down gracefully.
+/// thin replicas served over NVMe/TCP as `nqn.2026-11.io.halyard:replica:<uuid>`, nexuses
+/// published as `nqn.2026-11.io.halyard:<volume-uuid>`, the gRPC API (PoolService, ReplicaService,
+/// NexusService, NodeService), Prometheus `/metrics`, and the node's record in the cluster store.
+/// SIGTERM/SIGINT shut it down gracefully.
 struct IOEngineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "io-engine",
         abstract: "Run a storage node: pools, replicas over NVMe/TCP, the gRPC API and /metrics.",
         discussion: """
             halyard io-engine --node node-1 --state-dir /var/lib/halyard --create-pool pool-1:/var/lib/halyard/pool-1.img:10GiB
+            halyard io-engine --state-dir /tmp/halyard --demo-volume 1GiB     (prints the `nvme connect` line)
             halyard io-engine --node node-2 --nvmf 127.0.0.1:4421 --grpc 127.0.0.1:10125 --metrics 127.0.0.1:9503 \\
                               --state-dir DIR --store etcd://127.0.0.1:2379 --pool /dev/sdb
-            Prints one line "ready node=… nvmf=… grpc=… metrics=…" on stdout once everything serves.
+            Prints one line "ready node=… nvmf=… grpc=… metrics=…" on stdout once everything serves
+            (after "demo volume: nqn=… uri=…" and the nvme connect line with --demo-volume).
             """)
 
     @Option(help: "Node name (default: the host name).") var node: String?
@@ -40,6 +43,10 @@ struct IOEngineCommand: AsyncParsableCommand {
     @Option(name: .customLong("create-pool"),
             help: ArgumentHelp("Create this pool at start unless it exists (repeatable); SIZE makes DISK a sparse file.", valueName: "NAME:DISK[:SIZE]"))
     var createPools: [String] = []
+    @Option(name: .customLong("demo-volume"),
+            help: ArgumentHelp("At start, create (or reuse) a pool 'demo' (a file in --state-dir unless a pool is given), a replica and a "
+                + "one-child nexus of this size published to any host; print its NQN and the nvme connect line.", valueName: "SIZE"))
+    var demoVolume: String?
     @Option(name: .customLong("log-format"), help: "text or json (one JSON object per line on stderr).") var logFormat = "text"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -53,6 +60,10 @@ struct IOEngineCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
         guard store == "embedded" || store.hasPrefix("etcd://") else { throw ValidationError("--store must be etcd://HOST:PORT or embedded") }
         _ = try poolSpecs()
+        if let demoVolume {
+            let size = try SizeParser.parse(demoVolume)
+            guard size % 4096 == 0 else { throw ValidationError("--demo-volume \(demoVolume): must be a multiple of 4096 bytes") }
+        }
     }
 
     func poolSpecs() throws -> [PoolSpec] {
@@ -96,7 +107,7 @@ struct IOEngineCommand: AsyncParsableCommand {
         let engine = IOEngine(configuration: IOEngineConfiguration(
             nodeName: nodeName, nvmfHost: nvmfHost, nvmfPort: nvmfPort, advertisedHost: advertise, stateDirectory: stateDir,
             importDisks: pools, version: Halyard.configuration.version, grpcEndpoint: grpc,
-            metricsEndpoint: metrics == "off" ? nil : metrics, storeDescription: store), logger: logger)
+            metricsEndpoint: metrics == "off" ? nil : metrics, storeDescription: store), store: clusterStore, logger: logger)
         do {
             try await engine.start()
         } catch {
@@ -134,8 +145,9 @@ struct IOEngineCommand: AsyncParsableCommand {
                                     nvmfEndpoint: "\(advertise ?? nvmfHost):\(engine.nvmfPort)", grpcEndpoint: grpcEndpoint,
                                     metricsEndpoint: metricsBound, registeredAt: Date().formatted(.iso8601))
         }
-        let startup = StartupService(server: server, pools: specs, nodeName: nodeName, nvmfHost: nvmfHost, engine: engine,
-                                     metrics: metricsBound, logger: logger)
+        let startup = StartupService(server: server, pools: specs, importedPools: pools, nodeName: nodeName, nvmfHost: nvmfHost,
+                                     engine: engine, metrics: metricsBound, demoVolume: try demoVolume.map(SizeParser.parse),
+                                     stateDirectory: stateDir, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: GRPCServerService(server: server), successTerminationBehavior: .gracefullyShutdownGroup,
@@ -156,14 +168,20 @@ struct IOEngineCommand: AsyncParsableCommand {
 }
 
 /// Once the gRPC server listens: creates the `--create-pool` pools that do not exist yet (over
-/// the io-engine's own API, so they are recorded like any other), then prints the ready line.
+/// the io-engine's own API, so they are recorded like any other), sets up the `--demo-volume`,
+/// then prints the ready line.
 struct StartupService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let pools: [IOEngineCommand.PoolSpec]
+    /// The `--pool` disks.
+    let importedPools: [String]
     let nodeName: String
     let nvmfHost: String
     let engine: IOEngine
     let metrics: String?
+    /// `--demo-volume` in bytes.
+    let demoVolume: UInt64?
+    let stateDirectory: String
     let logger: Logger
 
     func run() async throws {
@@ -196,6 +214,18 @@ struct StartupService: Service {
                     }
                 }
             }
+        }
+        if let demoVolume {
+            let imported = importedPools
+            let published = try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: address.host, port: address.port),
+                                                                                transportSecurity: .plaintext)) { client in
+                let given = pools.map(\.name) + engine.poolInfos().filter { info in imported.contains(info.path) }.map(\.name)
+                return try await DemoVolume.setUp(client: client, size: demoVolume, stateDirectory: stateDirectory, givenPools: given,
+                                                  logger: logger)
+            }
+            let lines = "demo volume: nqn=\(published.nqn) uri=\(published.uri)\n"
+                + "nvme connect -t tcp -a \(published.host) -s \(published.port) -n \(published.nqn)\n"
+            FileHandle.standardOutput.write(Data(lines.utf8))
         }
         let line = "ready node=\(nodeName) nvmf=\(nvmfHost):\(engine.nvmfPort) grpc=\(grpcBound) metrics=\(metrics ?? "off")\n"
         FileHandle.standardOutput.write(Data(line.utf8))

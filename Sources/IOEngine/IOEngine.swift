@@ -5,6 +5,7 @@ import Foundation
 #endif
 import GRPCCore
 import Logging
+import NIOCore
 import NVMeTarget
 import Store
 import StoragePool
@@ -60,13 +61,20 @@ public final class IOEngine: Sendable {
                 throw IOEngineError.internal("in-memory store: \(error)")
             }
         }
-        let bound = try await target.start()
+        let bound: [SocketAddress]
+        do {
+            bound = try await target.start()
+        } catch {
+            if givenStore == nil, let store = core.store { await store.close() }
+            throw error
+        }
         core.boundPort.store(bound.first?.port ?? configuration.nvmfPort, ordering: .relaxed)
         logger.info("io-engine NVMe/TCP target listening", metadata: ["node": "\(configuration.nodeName)", "address": "\(bound.first.map { "\($0)" } ?? "?")"])
         do {
             try await core.startUp()
         } catch {
             await target.stop()
+            if givenStore == nil, let store = core.store { await store.close() }
             throw error
         }
     }

@@ -126,6 +126,7 @@ struct NexusServiceTests {
             #expect(published.allowedHosts.isEmpty)
 
             let c = try await a.connect(created.nqn, as: EngineFixture.hostA)
+            #expect(try await c.anaLogPage().groups.map(\.state) == [.optimized])
             let ns = try await c.identifyNamespace(1)
             #expect(ns.nsze == Self.size / 4096, "namespace 1 is the volume")
             for i in 0..<4 { try await Self.write(c, mib: i, seed: UInt8(i)) }
@@ -182,6 +183,7 @@ struct NexusServiceTests {
             #expect(down.published)
             let held = try await c.submitIO(.read(nsid: 1, lba: 0, blocks: 1, blockSize: 4096), readLength: 4096).get()
             #expect(held.entry.status.codeType == 3 && held.entry.status.code == 2, "held I/O: Asymmetric Access Inaccessible, got \(held.entry.status)")
+            #expect(try await c.anaLogPage().groups.map(\.state) == [.inaccessible], "the listener's ANA group went inaccessible")
             #expect(try await a.nexuses.getHealthRecord(health).cleanShutdown)
             #expect(await EngineFixture.rpcError { _ = try await a.nexuses.publishNexus(publish) } == nil,
                     "publishing again (hosts unchanged) while shut down is no change")

@@ -93,19 +93,21 @@ enum DemoVolume {
         return Published(nqn: nexus.nqn, uri: nexus.uri, host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
     }
 
-    /// A UUID derived from `uuid` and `tag` (stable: the same replica gives the same volume).
+    /// A UUID derived from `uuid` and `tag` (stable: the same replica gives the same volume):
+    /// two FNV-1a hashes of the tag and the UUID's bytes, shaped as a version-8 UUID.
     static func derived(_ uuid: String, tag: UInt8) -> String {
         guard let parsed = UUID(uuidString: uuid) else { return UUID().uuidString.lowercased() }
-        var bytes = withUnsafeBytes(of: parsed.uuid) { Array($0) }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(tag)
-        for (i, byte) in bytes.enumerated() {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-            bytes[i] = byte ^ UInt8(truncatingIfNeeded: hash >> 24)
+        let input = [tag] + withUnsafeBytes(of: parsed.uuid) { Array($0) }
+        func fnv(_ seed: UInt64) -> UInt64 {
+            var hash = seed
+            for byte in input { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            return hash
         }
-        bytes[6] = (bytes[6] & 0x0F) | 0x80   // version 8
-        bytes[8] = (bytes[8] & 0x3F) | 0x80   // RFC 9562 variant
-        let t = (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                 bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15])
-        return UUID(uuid: t).uuidString.lowercased()
+        let a = fnv(0xcbf2_9ce4_8422_2325), c = fnv(0x8422_2325_cbf2_9ce4)
+        var b = (0..<8).map { UInt8(truncatingIfNeeded: a >> (8 * UInt64($0))) } + (0..<8).map { UInt8(truncatingIfNeeded: c >> (8 * UInt64($0))) }
+        b[6] = (b[6] & 0x0F) | 0x80   // version 8
+        b[8] = (b[8] & 0x3F) | 0x80   // RFC 9562 variant
+        return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+            .uuidString.lowercased()
     }
 }

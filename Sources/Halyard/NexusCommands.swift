@@ -10,8 +10,9 @@ struct NexusCommand: AsyncParsableCommand {
         commandName: "nexus",
         abstract: "Create, publish, shut down and destroy the nexuses of an io-engine; manage their children and rebuilds.",
         discussion: """
-            A nexus is a volume's target: it mirrors writes to its children (replica URIs nvmf://HOST:PORT/SUBNQN), fences
-            itself with NVMe reservations, rebuilds children, and is published as nqn.2026-11.io.halyard:<volume-uuid>.
+            A nexus is a volume's target: it mirrors writes to its children (replica URIs nvmf://HOST:PORT/SUBNQN), \
+            fences itself with NVMe reservations, rebuilds children, and is published as \
+            nqn.2026-11.io.halyard:<volume-uuid>.
             Nexuses live in the io-engine's memory: a restart forgets them (the health record stays in the store).
             """,
         subcommands: [NexusCreateCommand.self, NexusDestroyCommand.self, NexusShutdownCommand.self, NexusPublishCommand.self,
@@ -145,11 +146,11 @@ struct NexusOutput: Encodable {
 
     static func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
 
-    /// Unix nanoseconds as ISO 8601 (UTC, milliseconds); "-" for 0.
+    /// Unix nanoseconds as ISO 8601 (UTC with Z, milliseconds); "-" for 0.
     static func time(_ nanos: Int64) -> String {
         guard nanos != 0 else { return "-" }
         let date = Date(timeIntervalSince1970: Double(nanos) / 1e9)
-        return date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        return date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
     }
 
     /// "2/2 online".

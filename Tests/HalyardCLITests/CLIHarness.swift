@@ -37,7 +37,7 @@ enum HalyardExecutable {
         }
         let built = modified(path)
         let binDir = URL(fileURLWithPath: path).deletingLastPathComponent()
-        for module in ["NVMe", "NVMeHost", "NVMeTarget", "Storage", "CCRC32C", "Store", "StoreEtcd", "StoragePool", "IOEngine", "IOEngineAPI", "Halyard"] {
+        for module in ["NVMe", "NVMeHost", "NVMeTarget", "Storage", "CCRC32C", "Store", "StoreEtcd", "StoragePool", "Nexus", "IOEngine", "IOEngineAPI", "Halyard"] {
             let dir = binDir.appendingPathComponent("\(module).build")
             for file in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where file.hasSuffix(".o") {
                 if modified(dir.appendingPathComponent(file).path) > built {

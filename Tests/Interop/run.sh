@@ -27,7 +27,8 @@
 #   - boot 2 (guest/restart.sh): write, SIGTERM + restart the file target on request of the
 #     guest, reconnect, read back
 #   - host-side checks: targets listen, the target logs the disconnect, SIGTERM shutdown.
-#   - sub-suites with their own processes and boot (run_suite): ana.sh, nvmet.sh, ioengine.sh
+#   - sub-suites with their own processes and boot (run_suite): ana.sh, nvmet.sh, ioengine.sh,
+#     nexus.sh
 #     (each also runs alone: Tests/Interop/ioengine.sh .build/debug/halyard)
 #   Guest checks arrive on the guest's results channel (a serial port written to a file); the
 #   guest asks the host for actions (markers, target restart) through files in a 9p share.
@@ -378,4 +379,7 @@ run_suite ana "$HERE/ana.sh" ANA_LOGS
 run_suite nvmet "$HERE/nvmet.sh" NVMET_LOGS
 # ioengine.sh: three `halyard io-engine` processes with a real etcd, replicas used by the Linux host.
 run_suite ioengine "$HERE/ioengine.sh" IOENGINE_LOGS
+# nexus.sh: a 3-replica nexus over three io-engines used by the Linux host under faults (kill -9,
+# rebuilds, preemption by a second nexus, partition, etcd down).
+run_suite nexus "$HERE/nexus.sh" NEXUS_LOGS
 finish

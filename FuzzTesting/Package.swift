@@ -1,6 +1,7 @@
 // swift-tools-version:6.2
 // libFuzzer targets for Halyard's NVMe/TCP decoders and target connection state machine, the
-// storage pool's import (superblocks, journal, checkpoints) and the embedded store's recovery.
+// storage pool's import (superblocks, journal, checkpoints), the embedded store's recovery and the
+// nexus's dirty-segment log.
 //
 // This is its own package (like swift-protobuf's FuzzTesting/) so the fuzzers, which get their
 // `main` from libFuzzer, never share a build with the `halyard` executable. Build it only through
@@ -18,6 +19,7 @@ let package = Package(
         .executable(name: "FuzzTargetConnection", targets: ["FuzzTargetConnection"]),
         .executable(name: "FuzzPoolImport", targets: ["FuzzPoolImport"]),
         .executable(name: "FuzzStoreWAL", targets: ["FuzzStoreWAL"]),
+        .executable(name: "FuzzRebuildLog", targets: ["FuzzRebuildLog"]),
     ],
     dependencies: [
         .package(name: "Halyard", path: ".."),
@@ -74,6 +76,16 @@ let package = Package(
                 .product(name: "NVMe", package: "Halyard"),  // CRC32C, to re-seal edited frames
                 .product(name: "Store", package: "Halyard"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: fuzzer
+        ),
+        .executableTarget(
+            name: "FuzzRebuildLog",
+            dependencies: [
+                "FuzzCommon",
+                .product(name: "NVMe", package: "Halyard"),  // CRC32C, to build and re-seal headers and records
+                .product(name: "Nexus", package: "Halyard"),
+                .product(name: "NIOPosix", package: "swift-nio"),  // the log's I/O thread, one per input
             ],
             swiftSettings: fuzzer
         ),

@@ -273,6 +273,12 @@ def main():
     nidl = (struct.pack("<BBH", 2, 16, 0) + bytes(range(16)) + struct.pack("<BBH", 3, 16, 0) + bytes(range(16, 32))
             + struct.pack("<BBH", 4, 1, 0) + b"\0")
     nidl += bytes(4096 - len(nidl))
+    # Vendor log page C0h (allocated ranges): count, then {start LBA, block count} u64 LE pairs,
+    # ascending and disjoint (adjacent allowed), the last one ending at 2^64 - 1; zero-padded to
+    # 512 bytes as a Get Log Page returns it.
+    alloc_ranges = [(0, 8), (8, 1), (0x100, 0x80), (0x1_0000_0000, 1), (2**64 - 2, 1)]
+    allocated = struct.pack("<Q", len(alloc_ranges)) + b"".join(struct.pack("<QQ", s, n) for s, n in alloc_ranges)
+    allocated += bytes(512 - len(allocated))
     seeds = {
         "icreq.bin": icreq(),
         "icreq-digests.bin": icreq(True, True),
@@ -297,6 +303,8 @@ def main():
         "raw-identify-controller.bin": bytes(identify_ctrl),
         "raw-ana-log.bin": ana,
         "raw-discovery-log.bin": discovery,
+        "c2hdata-allocated-ranges.bin": data_pdu(C2H_DATA, 21, 0, 0, allocated),
+        "raw-allocated-ranges.bin": allocated,
     }
     for name, data in vectors().items():
         seeds["linux-" + name if not name.startswith("linux") else name] = data

@@ -21,7 +21,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRATCH="$HERE/.build-fuzz"
 CONFIG=${FUZZ_CONFIG:-release}
-ALL_FUZZERS=(FuzzPDUDecoder FuzzTargetConnection FuzzPoolImport FuzzStoreWAL)
+ALL_FUZZERS=(FuzzPDUDecoder FuzzTargetConnection FuzzPoolImport FuzzStoreWAL FuzzRebuildLog)
 
 mode=long
 fuzzers=()
@@ -45,6 +45,7 @@ max_len() {
     FuzzTargetConnection) echo 32768 ;;
     FuzzPoolImport) echo 4096 ;;   # edit lists over the pool's metadata regions
     FuzzStoreWAL) echo 16384 ;;    # a WAL (and a snapshot) of a small store
+    FuzzRebuildLog) echo 4096 ;;   # a dirty-segment log: an 88-byte header, 12-byte records
     *) echo 16384 ;;
   esac
 }

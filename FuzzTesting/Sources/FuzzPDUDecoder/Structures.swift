@@ -243,6 +243,36 @@ func checkStructures(_ input: ByteBuffer) {
         checkStructure("SMARTLog", candidate,
                        decode: { try SMARTLog(decoding: &$0) }, encode: { $0.encode(into: &$1) })
     }
+    checkAllocatedRanges(input)
+}
+
+/// The vendor log page C0h (allocated ranges): the round trip, and the page's own promises: the
+/// count field is the entry count; the ranges are ascending, disjoint and non-empty; a windowed
+/// read (`encodeRange`, what Get Log Page serves) is the window of the whole encoding, zero-padded.
+/// The window's offset and length come from the input's last 10 bytes.
+func checkAllocatedRanges(_ input: ByteBuffer) {
+    checkStructure("AllocatedRangesLogPage", input,
+                   decode: { try AllocatedRangesLogPage(decoding: &$0) }, encode: { $0.encode(into: &$1) })
+    var b = input
+    guard let page = try? AllocatedRangesLogPage(decoding: &b) else { return }
+    let count = try? AllocatedRangesLogPage.decodeCount(input)
+    fuzzCheck(count == UInt64(page.ranges.count), "AllocatedRangesLogPage count field \(String(describing: count)), \(page.ranges.count) ranges")
+    fuzzCheck(page.ranges.allSatisfy { !$0.isEmpty } && zip(page.ranges, page.ranges.dropFirst()).allSatisfy { $0.upperBound <= $1.lowerBound },
+              "AllocatedRangesLogPage ranges not ascending, disjoint and non-empty: \(page.ranges)")
+    var whole = ByteBuffer()
+    page.encode(into: &whole)
+    fuzzCheck(whole.readableBytes == page.encodedSize, "AllocatedRangesLogPage encodedSize \(page.encodedSize) != \(whole.readableBytes)")
+    guard input.readableBytes >= 10 else { return }
+    let tail = input.readerIndex + input.readableBytes - 10
+    let raw = input.getInteger(at: tail, endianness: .little, as: UInt64.self)!
+    let length = Int(input.getInteger(at: tail + 8, endianness: .little, as: UInt16.self)! % 1024)
+    // Mostly offsets in or just past the page (4-byte aligned as LPOL requires, and not), sometimes the raw value.
+    let offsets = [raw % UInt64(whole.readableBytes + 64), raw % UInt64(whole.readableBytes + 64) & ~3, raw]
+    for offset in offsets {
+        let window = page.encodeRange(offset: offset, length: length)
+        let expected = GetLogPageCommandFields.window(of: whole, offset: offset, length: length)
+        fuzzCheck(window == expected, "AllocatedRangesLogPage.encodeRange(offset: \(offset), length: \(length)) differs from the window of the page\n got      \(hex(window))\n expected \(hex(expected))")
+    }
 }
 
 /// CRC32C: the SSE4.2 and table implementations agree, and continuing a checksum over a split

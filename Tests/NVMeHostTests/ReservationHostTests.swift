@@ -7,6 +7,14 @@ import Testing
 /// one controller each, and a two-path multipath device for the holder.
 @Suite("NVMeHost reservations")
 struct ReservationHostTests {
+    /// MP's options with a keep-alive that survives the multi-second scheduling stalls of a full
+    /// parallel test run on 2 cores (this suite tests reservations, not keep-alive).
+    static var options: ControllerOptions {
+        var o = MP.controllerOptions
+        o.keepAliveTimeout = .seconds(10)
+        return o
+    }
+
     static let hostA = HostIdentity(hostNQN: "nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-0000-4000-8000-00000000000a",
                                     hostID: [0xaa, 0xaa, 0xaa, 0xaa, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x0a])
     static let hostB = HostIdentity(hostNQN: "nqn.2014-08.org.nvmexpress:uuid:bbbbbbbb-0000-4000-8000-00000000000b",
@@ -31,9 +39,9 @@ struct ReservationHostTests {
         let target = try await RestartableTarget.start(listeners: 2)
         try await withCleanup({ await target.shutdown() }) {
             let a = try await NVMeController.connect(to: target.addresses[0], subsystemNQN: MP.nqn, identity: Self.hostA,
-                                                     options: MP.controllerOptions, group: target.group)
+                                                     options: Self.options, group: target.group)
             let b = try await NVMeController.connect(to: target.addresses[1], subsystemNQN: MP.nqn, identity: Self.hostB,
-                                                     options: MP.controllerOptions, group: target.group)
+                                                     options: Self.options, group: target.group)
             try await a.reservationRegister(namespaceID: 1, action: .register, newKey: Self.keyA)
             try await b.reservationRegister(namespaceID: 1, action: .register, newKey: Self.keyB)
             // A wrong current key is a Reservation Conflict, answered, not retried.
@@ -81,10 +89,10 @@ struct ReservationHostTests {
         let target = try await RestartableTarget.start(listeners: 2)
         try await withCleanup({ await target.shutdown() }) {
             let device = try await MultipathDevice.connect(paths: target.addresses, subsystemNQN: MP.nqn, identity: Self.hostA,
-                                                           options: MP.controllerOptions, sessionOptions: MP.sessionOptions(),
+                                                           options: Self.options, sessionOptions: MP.sessionOptions(),
                                                            group: target.group, logger: MP.quietLogger)
             let b = try await NVMeController.connect(to: target.addresses[0], subsystemNQN: MP.nqn, identity: Self.hostB,
-                                                     options: MP.controllerOptions, group: target.group)
+                                                     options: Self.options, group: target.group)
             try await device.reservationRegister(namespaceID: 1, action: .register, newKey: Self.keyA)
             try await device.reservationAcquire(namespaceID: 1, action: .acquire, type: .writeExclusive, currentKey: Self.keyA)
             // Writes from the holder succeed on whichever path the device picks (both are the same host).

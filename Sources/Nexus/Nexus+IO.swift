@@ -102,9 +102,7 @@ extension Nexus {
             let routing = core.writeTargets()
             let skipsAChild = routing.targets.count < core.children.count
             return Plan(gen: core.beginIO(),
-                        targets: routing.targets.map { t in
-                            (t.uri, t.device, core.children.first { $0.uri == t.uri }?.state == .online)
-                        },
+                        targets: routing.targets,
                         logs: routing.logs, requiredHealth: skipsAChild ? core.healthWanted : 0,
                         takeLocks: core.rebuildsRunning > 0)
         }

@@ -102,12 +102,13 @@ struct NexusCore: Sendable {
     // MARK: Routing
 
     /// The children a write goes to, and the logs of those that miss it.
-    func writeTargets() -> (targets: [(uri: String, device: any ChildDevice)], logs: [RebuildLogSlot]) {
-        var targets: [(uri: String, device: any ChildDevice)] = []
+    /// `online`: the target is in sync (a write on it alone may be acknowledged), not rebuilding.
+    func writeTargets() -> (targets: [(uri: String, device: any ChildDevice, online: Bool)], logs: [RebuildLogSlot]) {
+        var targets: [(uri: String, device: any ChildDevice, online: Bool)] = []
         var logs: [RebuildLogSlot] = []
         for child in children {
             if child.state.receivesWrites, let device = child.device {
-                targets.append((child.uri, device))
+                targets.append((child.uri, device, child.state == .online))
             } else if let log = child.log {
                 logs.append(log)
             }

@@ -25,6 +25,7 @@ struct EngineChildConnector: ChildConnector {
         self.port = port
         var options = ChildOpenOptions()
         options.logger = logger
+        options.eventLoopGroup = target.eventLoopGroup
         self.options = options
     }
 

@@ -41,7 +41,13 @@ final class HostQueueHandler: ChannelInboundHandler {
     private var slots: [Inflight?]
     private var freeSlots: [Int]
     private var generation: [UInt16]
-    private var sweeper: RepeatedTask?
+    /// Expires timed-out commands; armed only while a command with a deadline is in flight, so
+    /// an idle queue (only an Asynchronous Event Request outstanding) sets no timer at all.
+    private var sweeper: Scheduled<Void>?
+    /// Commands in flight with a deadline.
+    private var timedCommands = 0
+    private var started = false
+    static let sweepInterval = TimeAmount.milliseconds(250)
     private var failure: NVMeHostError?
     /// In `channelRead`: writes are flushed by `channelReadComplete`.
     private var inRead = false
@@ -73,14 +79,31 @@ final class HostQueueHandler: ChannelInboundHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        guard sweeper == nil else { return }
+        guard !started else { return }
+        started = true
         var buffer = context.channel.allocator.buffer(capacity: 128)
         NVMeTCPPDU.icReq(ICReq(headerDigest: headerDigest, dataDigest: dataDigest)).encode(into: &buffer)
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
-        sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
-            me.value.expireTimedOutCommands()
+    }
+
+    /// Arms the sweep unless it is armed or no timed command is in flight.
+    private func armSweeper(_ eventLoop: any EventLoop) {
+        guard sweeper == nil, timedCommands > 0 else { return }
+        let me = NIOLoopBound(self, eventLoop: eventLoop)
+        sweeper = eventLoop.scheduleTask(in: Self.sweepInterval) {
+            let handler = me.value
+            handler.sweeper = nil
+            handler.expireTimedOutCommands()
+            if let context = handler.context, handler.failure == nil { handler.armSweeper(context.eventLoop) }
         }
+    }
+
+    /// Takes a command out of its slot (completed or failed); returns it.
+    private func retire(slot: Int) -> Inflight? {
+        guard let inflight = slots[slot] else { return nil }
+        slots[slot] = nil
+        if inflight.deadline != nil { timedCommands -= 1 }
+        return inflight
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -108,12 +131,11 @@ final class HostQueueHandler: ChannelInboundHandler {
         icRespPromise.fail(error)
         var failed: [CommandCompletionHandler] = []
         for i in slots.indices {
-            if let inflight = slots[i] {
-                slots[i] = nil
-                failed.append(inflight.completion)
-            }
+            if let inflight = retire(slot: i) { failed.append(inflight.completion) }
         }
         freeSlots = Array((0..<depth).reversed())
+        sweeper?.cancel()
+        sweeper = nil
         // After the slots are consistent: a handler may submit again (and fail at once).
         for completion in failed { completion(.failure(error)) }
     }
@@ -164,6 +186,10 @@ final class HostQueueHandler: ChannelInboundHandler {
             commandID: cid, data: writeLength > limit ? data : nil, read: nil,
             expectedReadLength: expectedReadLength,
             deadline: timeout.map { .now() + $0 }, completion: completion)
+        if timeout != nil {
+            timedCommands += 1
+            armSweeper(context.eventLoop)
+        }
         var header = context.channel.allocator.buffer(capacity: 80)
         NVMeTCPPDU.capsuleCommand(CapsuleCommand(command: sqe, data: ByteBuffer()))
             .encodeHeader(into: &header, headerDigest: headerDigest, dataDigest: dataDigest, dataLength: capsuleData?.readableBytes ?? 0)
@@ -246,8 +272,7 @@ final class HostQueueHandler: ChannelInboundHandler {
             guard let slot = slotIndex(for: cqe.commandID) else {
                 return abort(.protocolError("completion for unknown CID \(cqe.commandID)"))
             }
-            let inflight = slots[slot]!
-            slots[slot] = nil
+            let inflight = retire(slot: slot)!
             freeSlots.append(slot)
             let data = inflight.read ?? ByteBuffer()
             if cqe.status.isSuccess, data.readableBytes != inflight.expectedReadLength, inflight.expectedReadLength > 0 {
@@ -285,7 +310,7 @@ final class HostQueueHandler: ChannelInboundHandler {
                 guard chunk.last, inflight.read?.readableBytes == inflight.expectedReadLength else {
                     return abort(.protocolError("SUCCESS flag on a short or non-final C2HData"))
                 }
-                slots[slot] = nil
+                _ = retire(slot: slot)
                 freeSlots.append(slot)
                 inflight.completion(.success(CommandCompletion(
                     entry: CompletionQueueEntry(submissionQueueHead: 0xFFFF, commandID: chunk.commandID), data: inflight.read!)))

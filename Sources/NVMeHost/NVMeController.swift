@@ -26,6 +26,10 @@ public struct ControllerOptions: Sendable {
     /// anyway; the target may then complete a read with its last C2HData's SUCCESS flag instead
     /// of a separate CapsuleResp (NVMe/TCP transport spec 1.0 §3.6.2.7).
     public var disableSQFlowControl = true
+    /// When set, I/O queue *i* (1-based) runs on `ioQueueEventLoops[(i - 1) % count]` instead of
+    /// the group's next loop: one queue per loop, as Linux keeps one per CPU, so a caller can
+    /// submit on the queue of the loop it runs on without a thread hop.
+    public var ioQueueEventLoops: [any EventLoop]?
 
     public init() {}
 }
@@ -114,9 +118,10 @@ public final class NVMeController: Sendable {
                 let depth = min(options.ioQueueDepth, cap.maxQueueEntries, Int(identify.maxcmd == 0 ? UInt16.max : identify.maxcmd))
                 let inCapsule = max(0, Int(identify.ioccsz) * 16 - 64)
                 for qid in 1...min(count, options.ioQueueCount) {
+                    let loop: any EventLoopGroup = options.ioQueueEventLoops.flatMap { $0.isEmpty ? nil : $0[(qid - 1) % $0.count] } ?? group
                     let queue = try await HostQueue.open(address: address, queueID: UInt16(qid), depth: depth,
                                                          headerDigest: options.headerDigest, dataDigest: options.dataDigest,
-                                                         inCapsuleLimit: inCapsule, connectTimeout: options.connectTimeout, group: group)
+                                                         inCapsuleLimit: inCapsule, connectTimeout: options.connectTimeout, group: loop)
                     do {
                         _ = try await connectQueue(queue, queueID: UInt16(qid), queueSize: UInt16(depth), kato: 0,
                                                    attributes: options.disableSQFlowControl ? 0x4 : 0, controllerID: controllerID, subsystemNQN: subsystemNQN, identity: identity,

@@ -16,6 +16,10 @@ public final class NVMeTCPTarget: Sendable {
     let ownsGroup: Bool
     private let channels = Mutex<[any Channel]>([])
 
+    /// The event loops the target's connections run on (the io-engine runs its nexuses'
+    /// child connections there too, so a mirrored write hops as few threads as it can).
+    public var eventLoopGroup: any EventLoopGroup { group }
+
     /// Subsystems by NQN.
     public var subsystems: [String: Subsystem] { context.subsystems }
 

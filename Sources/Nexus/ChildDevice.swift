@@ -44,6 +44,53 @@ public protocol ChildDevice: AnyObject, Sendable {
 
     /// Ends the connection (remote) or drops the namespace handle (local). Idempotent.
     func close() async
+
+    /// ``write(lba:data:fua:)`` for the nexus's I/O path, without a task: `completion` runs
+    /// exactly once, on any thread (nil: written). `eventLoop` is the caller's loop — a device
+    /// that runs work on a loop of its own choosing (a local replica) runs it there, so a write
+    /// that needs no network hops no thread.
+    func submitWrite(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                     completion: @escaping @Sendable (ChildIOError?) -> Void)
+    /// ``read(lba:blocks:)`` in the same callback form.
+    func submitRead(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                    completion: @escaping @Sendable (Result<ByteBuffer, ChildIOError>) -> Void)
+}
+
+extension ChildDevice {
+    /// Default: the async write in a task.
+    public func submitWrite(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                            completion: @escaping @Sendable (ChildIOError?) -> Void) {
+        writeInTask(lba: lba, data: data, fua: fua, completion: completion)
+    }
+
+    /// Default: the async read in a task.
+    public func submitRead(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                           completion: @escaping @Sendable (Result<ByteBuffer, ChildIOError>) -> Void) {
+        readInTask(lba: lba, blocks: blocks, completion: completion)
+    }
+
+    /// Runs the async ``write(lba:data:fua:)`` in a task and reports through `completion`.
+    func writeInTask(lba: UInt64, data: ByteBuffer, fua: Bool, completion: @escaping @Sendable (ChildIOError?) -> Void) {
+        Task {
+            do throws(ChildIOError) {
+                try await write(lba: lba, data: data, fua: fua)
+                completion(nil)
+            } catch {
+                completion(error)
+            }
+        }
+    }
+
+    /// Runs the async ``read(lba:blocks:)`` in a task and reports through `completion`.
+    func readInTask(lba: UInt64, blocks: UInt32, completion: @escaping @Sendable (Result<ByteBuffer, ChildIOError>) -> Void) {
+        Task {
+            do throws(ChildIOError) {
+                completion(.success(try await read(lba: lba, blocks: blocks)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 }
 
 /// A reservation event a child reports without being asked (NVMe base spec 2.0 §5.16.1.21).

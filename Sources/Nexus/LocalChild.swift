@@ -144,6 +144,61 @@ public final class LocalChild: ChildDevice {
         try await admitted(write: true) { device.flush(on: loop) }
     }
 
+    // MARK: Callback I/O path
+
+    /// Admits one command like ``admitted(write:_:)`` and runs `operation` on `eventLoop` (the
+    /// caller's loop: no thread hop when called there); `completion` gets the device's result,
+    /// after the admission is given back.
+    private func admittedNow<T: Sendable>(write: Bool, on eventLoop: any EventLoop,
+                                          _ operation: @escaping @Sendable (@escaping (Result<T, any Error>) -> Void) -> Void,
+                                          completion: @escaping @Sendable (Result<T, ChildIOError>) -> Void) {
+        if state.withLock({ $0.closed }) { return completion(.failure(.closed)) }
+        let reservations = namespace.reservations
+        let token: NamespaceReservations.Token
+        switch reservations.admit(host: hostID, isWrite: write) {
+        case .admitted(let t): token = t
+        case .denied(let status): return completion(.failure(ChildIOError.childError(status: status)))
+        }
+        let run: @Sendable () -> Void = {
+            operation { result in
+                reservations.release(token)
+                completion(result.mapError { Self.deviceFailure($0) })
+            }
+        }
+        if eventLoop.inEventLoop { run() } else { eventLoop.execute(run) }
+    }
+
+    public func submitWrite(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                            completion: @escaping @Sendable (ChildIOError?) -> Void) {
+        guard data.readableBytes > 0, data.readableBytes % blockSize == 0 else {
+            return completion(.invalidRequest("\(data.readableBytes) bytes is not a whole number of \(blockSize)-byte blocks"))
+        }
+        do {
+            try check(lba: lba, blocks: UInt64(data.readableBytes / blockSize))
+        } catch {
+            return completion(error)
+        }
+        let device = namespace.device
+        admittedNow(write: true, on: eventLoop, { done in
+            device.write(lba: lba, data: data, fua: fua, on: eventLoop, completion: done)
+        }, completion: { (result: Result<Void, ChildIOError>) in
+            if case .failure(let error) = result { completion(error) } else { completion(nil) }
+        })
+    }
+
+    public func submitRead(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                           completion: @escaping @Sendable (Result<ByteBuffer, ChildIOError>) -> Void) {
+        do {
+            try check(lba: lba, blocks: UInt64(blocks))
+        } catch {
+            return completion(.failure(error))
+        }
+        let device = namespace.device
+        admittedNow(write: false, on: eventLoop, { done in
+            device.read(lba: lba, blocks: blocks, on: eventLoop, completion: done)
+        }, completion: completion)
+    }
+
     // MARK: Reservations
 
     private func run(_ request: ReservationState.Request) async throws(ChildIOError) -> NVMeStatus {

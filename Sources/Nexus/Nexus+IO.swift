@@ -47,6 +47,45 @@ extension Nexus {
         }
     }
 
+    /// ``read(lba:blocks:)`` for the NVMe/TCP target's I/O path: the chosen child is read
+    /// through its callback form (``ChildDevice/submitRead(lba:blocks:on:completion:)``); a
+    /// failure faults it and the read continues on the async path. `completion` runs on `eventLoop`.
+    public func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                     completion: @escaping @Sendable (Result<ByteBuffer, NexusIOError>) -> Void) {
+        do {
+            try check(lba: lba, blocks: UInt64(blocks))
+        } catch {
+            return completion(.failure(error))
+        }
+        let pick = core.withLock { core -> (uri: String, device: any ChildDevice, gen: UInt64)? in
+            guard core.acceptsIO, let child = core.nextReadChild(excluding: []) else { return nil }
+            return (child.uri, child.device, core.beginIO())
+        }
+        guard let pick else { return completion(.failure(.held)) }
+        pick.device.submitRead(lba: lba, blocks: blocks, on: eventLoop) { [self] result in
+            endIO(pick.gen)
+            let deliver: @Sendable (Result<ByteBuffer, NexusIOError>) -> Void = { result in
+                if eventLoop.inEventLoop { completion(result) } else { eventLoop.execute { completion(result) } }
+            }
+            switch result {
+            case .success(let data):
+                deliver(.success(data))
+            case .failure(.reservationConflict):
+                fence(by: pick.uri)
+                deliver(.failure(.held))
+            case .failure(let error):
+                Task {
+                    _ = await childFailed(pick.uri, error, dirty: .none)
+                    do throws(NexusIOError) {
+                        deliver(.success(try await read(lba: lba, blocks: blocks)))
+                    } catch {
+                        deliver(.failure(error))
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: Writes
 
     /// Writes to every child that receives writes (online and rebuilding), in parallel, and
@@ -85,57 +124,65 @@ extension Nexus {
     /// The mirrored path every modifying command takes. `lba` nil: a flush (no segments).
     private func mirrored(lba: UInt64?, blocks: UInt64,
                           _ operation: @escaping @Sendable (any ChildDevice) async throws(ChildIOError) -> Void) async throws(NexusIOError) {
-        var segments: ClosedRange<UInt64>?
-        if let lba {
-            try check(lba: lba, blocks: blocks)
-            segments = blocks == 0 ? nil : self.segments(lba: lba, blocks: blocks)
-        }
-        struct Plan {
-            var gen: UInt64
-            var targets: [(uri: String, device: any ChildDevice, online: Bool)]
-            var logs: [RebuildLogSlot]
-            var requiredHealth: UInt64
-            var takeLocks: Bool
-        }
-        let planned = core.withLock { core -> Plan? in
+        let segments = try mirroredSegments(lba: lba, blocks: blocks)
+        guard let plan = takeMirrorPlan() else { throw .held }
+        try await runMirrored(plan, segments: segments, operation)
+    }
+
+    /// The segments a mirrored command touches (nil: a flush or an empty range), range checked.
+    private func mirroredSegments(lba: UInt64?, blocks: UInt64) throws(NexusIOError) -> ClosedRange<UInt64>? {
+        guard let lba else { return nil }
+        try check(lba: lba, blocks: blocks)
+        return blocks == 0 ? nil : self.segments(lba: lba, blocks: blocks)
+    }
+
+    /// Routes one mirrored command under the lock and counts it in flight (nil: held). The
+    /// caller ends the I/O (``endIO(_:)``) once the command is settled.
+    private func takeMirrorPlan() -> MirrorPlan? {
+        core.withLock { core -> MirrorPlan? in
             guard core.acceptsIO else { return nil }
             let routing = core.writeTargets()
             let skipsAChild = routing.targets.count < core.children.count
-            return Plan(gen: core.beginIO(),
-                        targets: routing.targets,
-                        logs: routing.logs, requiredHealth: skipsAChild ? core.healthWanted : 0,
-                        takeLocks: core.rebuildsRunning > 0)
+            return MirrorPlan(gen: core.beginIO(), targets: routing.targets, logs: routing.logs,
+                              requiredHealth: skipsAChild ? core.healthWanted : 0, takeLocks: core.rebuildsRunning > 0)
         }
-        guard let plan = planned else { throw .held }
-        defer { endIO(plan.gen) }
+    }
 
+    /// Runs a planned command on its targets in parallel (tasks), then ``settle(_:segments:failures:)``.
+    private func runMirrored(_ plan: MirrorPlan, segments: ClosedRange<UInt64>?,
+                             _ operation: @escaping @Sendable (any ChildDevice) async throws(ChildIOError) -> Void) async throws(NexusIOError) {
+        defer { endIO(plan.gen) }
         let hold: SegmentLocks.WriteHold? = if plan.takeLocks, let segments {
             await segmentLocks.holdForWrite(segments: segments)
         } else {
             nil
         }
-        let failures: [(uri: String, online: Bool, error: ChildIOError)] = await withTaskGroup(
-            of: (String, Bool, ChildIOError?).self
-        ) { group in
+        let failures: [ChildFailure] = await withTaskGroup(of: ChildFailure?.self) { group in
             for target in plan.targets {
                 group.addTask {
                     do throws(ChildIOError) {
                         try await operation(target.device)
-                        return (target.uri, target.online, nil)
+                        return nil
                     } catch {
-                        return (target.uri, target.online, error)
+                        return ChildFailure(uri: target.uri, online: target.online, error: error)
                     }
                 }
             }
-            var failures: [(uri: String, online: Bool, error: ChildIOError)] = []
-            for await (uri, online, error) in group {
-                if let error { failures.append((uri, online, error)) }
+            var failures: [ChildFailure] = []
+            for await failure in group {
+                if let failure { failures.append(failure) }
             }
             return failures
         }
         if let hold { segmentLocks.release(hold) }
+        try await settle(plan, segments: segments, failures: failures)
+    }
 
-        // Children that miss the write learn its segments before it is acknowledged.
+    /// What must happen after the children answered and before the command is acknowledged:
+    /// children that miss it learn its segments, a Reservation Conflict fences, failed children
+    /// are faulted, and the health record that says so must be durable. Throws
+    /// ``NexusIOError/held`` when the command may not be acknowledged.
+    private func settle(_ plan: MirrorPlan, segments: ClosedRange<UInt64>?, failures: [ChildFailure]) async throws(NexusIOError) {
         for log in plan.logs {
             if let segments { await log.markDirty(segments) } else { log.invalidate() }
         }
@@ -156,6 +203,62 @@ extension Nexus {
             guard onlineSucceeded else { throw .held }
         }
         guard await waitHealthDurable(requiredHealth) else { throw .held }
+    }
+
+    // MARK: Callback I/O path (the target's)
+
+    /// ``write(lba:data:fua:)`` for the NVMe/TCP target's I/O path: while no rebuild runs, no
+    /// child misses writes and none fails, the children are written through their callback forms
+    /// (``ChildDevice/submitWrite(lba:data:fua:on:completion:)``) — no task, no future — and the
+    /// write is acknowledged when the last answers. Anything else (segment holds, rebuild logs, a
+    /// health version to wait for, a failed child) takes the same steps as the async path.
+    /// `completion` runs on `eventLoop`.
+    public func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                      completion: @escaping @Sendable (Result<Void, NexusIOError>) -> Void) {
+        let deliver: @Sendable (Result<Void, NexusIOError>) -> Void = { result in
+            if eventLoop.inEventLoop { completion(result) } else { eventLoop.execute { completion(result) } }
+        }
+        let segments: ClosedRange<UInt64>?
+        do throws(NexusIOError) {
+            guard data.readableBytes % blockSize == 0 else { throw .misaligned }
+            segments = try mirroredSegments(lba: lba, blocks: UInt64(data.readableBytes / blockSize))
+        } catch {
+            return completion(.failure(error))
+        }
+        guard let plan = takeMirrorPlan() else { return completion(.failure(.held)) }
+        guard plan.isDirect else {
+            Task {
+                do throws(NexusIOError) {
+                    try await runMirrored(plan, segments: segments) { device throws(ChildIOError) in
+                        try await device.write(lba: lba, data: data, fua: fua)
+                    }
+                    deliver(.success(()))
+                } catch {
+                    deliver(.failure(error))
+                }
+            }
+            return
+        }
+        let fanout = MirrorFanout(plan.targets.count)
+        for target in plan.targets {
+            target.device.submitWrite(lba: lba, data: data, fua: fua, on: eventLoop) { [self] error in
+                guard let failures = fanout.answered(error.map { ChildFailure(uri: target.uri, online: target.online, error: $0) })
+                else { return }
+                guard !failures.isEmpty else {
+                    endIO(plan.gen)
+                    return deliver(.success(()))
+                }
+                Task {
+                    defer { endIO(plan.gen) }
+                    do throws(NexusIOError) {
+                        try await settle(plan, segments: segments, failures: failures)
+                        deliver(.success(()))
+                    } catch {
+                        deliver(.failure(error))
+                    }
+                }
+            }
+        }
     }
 
     // MARK: Child failure

@@ -4,8 +4,8 @@ import NVMeTarget
 import Storage
 
 /// The nexus as the target serves it: namespace 1 of the volume's subsystem
-/// (`nqn.2026-11.io.halyard:<volume-uuid>`). Each command runs the nexus's async I/O path and
-/// completes on the queue's event loop; a held nexus answers Asymmetric Access Inaccessible
+/// (`nqn.2026-11.io.halyard:<volume-uuid>`). Reads and writes take the nexus's callback path,
+/// the other commands its async one; every command completes on the queue's event loop; a held nexus answers Asymmetric Access Inaccessible
 /// (``NexusIOError/held``) so the Linux host requeues rather than failing the I/O.
 public final class NexusDevice: BlockDevice {
     public let nexus: Nexus
@@ -27,6 +27,20 @@ public final class NexusDevice: BlockDevice {
     public func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let nexus = self.nexus
         return eventLoop.makeFutureWithTask { try await nexus.write(lba: lba, data: data, fua: fua) }
+    }
+
+    /// The nexus's callback read path (no task unless a child fails).
+    public func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                     completion: @escaping (Result<ByteBuffer, any Error>) -> Void) {
+        let done = NIOLoopBound(completion, eventLoop: eventLoop)
+        nexus.read(lba: lba, blocks: blocks, on: eventLoop) { result in done.value(result.mapError { $0 }) }
+    }
+
+    /// The nexus's callback write path (no task while no rebuild runs and every child is in sync).
+    public func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                      completion: @escaping (Result<Void, any Error>) -> Void) {
+        let done = NIOLoopBound(completion, eventLoop: eventLoop)
+        nexus.write(lba: lba, data: data, fua: fua, on: eventLoop) { result in done.value(result.mapError { $0 }) }
     }
 
     public func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

@@ -72,7 +72,7 @@ public struct ChildURI: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// How a ``RemoteChild`` connects: fail-fast timers so a killed replica faults its child in about
-/// a second (docs/notes/nexus-plan.md "Remote child fail-fast options"), one I/O queue, and no
+/// a second (docs/notes/nexus-plan.md "Remote child fail-fast options"), an I/O queue per event loop, and no
 /// reconnect — a faulted child is reopened by online/add. NVMe over Fabrics spec 1.1 §3.3 (KATO).
 public struct ChildOpenOptions: Sendable {
     /// TCP connect + ICResp, per queue.
@@ -80,15 +80,23 @@ public struct ChildOpenOptions: Sendable {
     /// Each Read/Write/Write Zeroes/DSM/Flush. A timed-out command closes the connection (the
     /// queue cannot be trusted after it), so the child is then lost.
     public var ioTimeout: TimeAmount = .seconds(1)
-    /// Keep Alive Timeout sent in Connect; keep-alives go every KATO/2.
-    public var keepAliveTimeout: TimeAmount = .seconds(1)
+    /// Keep Alive Timeout sent in Connect; keep-alives go every KATO/2. Not what detects a dead
+    /// replica under load (``ioTimeout`` does, and a killed process resets the connection at
+    /// once): it only notices a silently vanished replica while the volume is idle, so it is
+    /// Linux's default of 5 s — an idle child then costs one Keep Alive every 2.5 s, and a
+    /// nexus node stalled for a few seconds does not lose its children.
+    public var keepAliveTimeout: TimeAmount = .seconds(5)
     /// Admin commands (Connect, Identify, Get Log Page).
     public var adminTimeout: TimeAmount = .seconds(5)
     /// Reservation commands: a Preempt and Abort completes only once the preempted host's
     /// commands have drained on the target, so it gets longer than plain I/O.
     public var reservationTimeout: TimeAmount = .seconds(5)
-    /// Entries of the one I/O queue; more concurrent commands wait for a free entry.
+    /// Entries of each I/O queue; more concurrent commands wait for a free entry.
     public var ioQueueDepth = 128
+    /// One I/O queue per event loop of ``eventLoopGroup`` (at most 8), each on its loop: the
+    /// callback I/O path submits on the queue of the loop it runs on, so a nexus serving its host
+    /// on that loop fans out without a thread hop. False: one I/O queue.
+    public var ioQueuePerEventLoop = true
     public var eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     public var logger = Logger(label: "halyard.nexus.child")
 
@@ -101,8 +109,14 @@ public struct ChildOpenOptions: Sendable {
         o.ioTimeout = ioTimeout
         o.keepAliveTimeout = keepAliveTimeout
         o.adminTimeout = adminTimeout
-        o.ioQueueCount = 1
         o.ioQueueDepth = ioQueueDepth
+        if ioQueuePerEventLoop {
+            let loops = Array(eventLoopGroup.makeIterator().prefix(8))
+            o.ioQueueCount = max(1, loops.count)
+            o.ioQueueEventLoops = loops
+        } else {
+            o.ioQueueCount = 1
+        }
         return o
     }
 }
@@ -134,8 +148,10 @@ public final class RemoteChild: ChildDevice {
     public let notices: AsyncStream<ChildNotice>
     public let options: ChildOpenOptions
     private let noticeSink: AsyncStream<ChildNotice>.Continuation
-    private let queue: HostQueue
-    private let slots: CommandSlots
+    /// The I/O queues, each with its own command slots (see ``ChildOpenOptions/ioQueuePerEventLoop``).
+    private let lanes: [Lane]
+    /// Round robin over ``lanes`` for commands sent from tasks.
+    private let laneCursor = Atomic<Int>(0)
     /// Blocks per Read/Write command: MDTS, and the 16-bit NLB field.
     private let maxBlocksPerTransfer: UInt64
     private let state = Mutex(State())
@@ -147,16 +163,21 @@ public final class RemoteChild: ChildDevice {
         var eventTask: Task<Void, Never>?
     }
 
-    private init(uri: String, target: ChildURI, controller: NVMeController, queue: HostQueue, blockSize: Int, blockCount: UInt64,
+    /// One I/O queue and the slots that keep its commands within its depth.
+    private struct Lane: Sendable {
+        let queue: HostQueue
+        let slots: CommandSlots
+    }
+
+    private init(uri: String, target: ChildURI, controller: NVMeController, blockSize: Int, blockCount: UInt64,
                  options: ChildOpenOptions) {
         self.uri = uri
         self.target = target
         self.controller = controller
-        self.queue = queue
+        lanes = controller.ioQueues.map { Lane(queue: $0, slots: CommandSlots($0.depth)) }
         self.blockSize = blockSize
         self.blockCount = blockCount
         self.options = options
-        slots = CommandSlots(queue.depth)
         maxBlocksPerTransfer = UInt64(max(1, min(1 << 16, controller.maxTransferSize / blockSize)))
         (notices, noticeSink) = AsyncStream.makeStream(of: ChildNotice.self, bufferingPolicy: .unbounded)
     }
@@ -184,7 +205,7 @@ public final class RemoteChild: ChildDevice {
         }
         let identify: IdentifyNamespace
         do {
-            guard let queue = controller.ioQueues.first else { throw ChildIOError.unreachable("\(target) granted no I/O queue") }
+            guard !controller.ioQueues.isEmpty else { throw ChildIOError.unreachable("\(target) granted no I/O queue") }
             identify = try await controller.identifyNamespace(1)
             guard identify.nsze > 0 else { throw ChildIOError.status(.invalidNamespace) }
             let format = Int(identify.flbas & 0x0F)
@@ -195,7 +216,7 @@ public final class RemoteChild: ChildDevice {
             guard blockSize >= 512, blockSize.nonzeroBitCount == 1, identify.lbaFormats[format].metadataSize == 0 else {
                 throw ChildIOError.unreachable("\(target): namespace 1 has an unsupported block format (\(blockSize) bytes)")
             }
-            let child = RemoteChild(uri: uri, target: target, controller: controller, queue: queue, blockSize: blockSize,
+            let child = RemoteChild(uri: uri, target: target, controller: controller, blockSize: blockSize,
                                     blockCount: identify.nsze, options: options)
             child.start()
             return child
@@ -279,14 +300,15 @@ public final class RemoteChild: ChildDevice {
         return mapped
     }
 
-    /// Sends one command on the I/O queue; the completion's status is returned as is.
+    /// Sends one command on an I/O queue (round robin); the completion's status is returned as is.
     fileprivate func submit(_ command: SubmissionQueueEntry, data: ByteBuffer?, readLength: Int,
                             timeout: TimeAmount) async throws(ChildIOError) -> CommandCompletion {
         try checkUsable()
-        guard await slots.acquire() else { throw .closed }
-        defer { slots.release() }
+        let lane = lanes[(laneCursor.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % lanes.count]
+        guard await lane.slots.acquire() else { throw .closed }
+        defer { lane.slots.release() }
         do {
-            return try await queue.submit(command, data: data, readLength: readLength, timeout: timeout).get()
+            return try await lane.queue.submit(command, data: data, readLength: readLength, timeout: timeout).get()
         } catch {
             throw failure(error)
         }
@@ -333,6 +355,61 @@ public final class RemoteChild: ChildDevice {
             let slice = data.getSlice(at: data.readerIndex + Int(piece.lba - lba) * blockSize, length: Int(piece.blocks) * blockSize)!
             _ = try await execute(.write(nsid: nsid, lba: piece.lba, blocks: piece.blocks, fua: fua), data: slice)
         }
+    }
+
+    // MARK: Callback I/O path
+
+    /// Sends one I/O command without a task or future, on the queue of the caller's event loop
+    /// when it has one (no thread hop), else on the first: the slot is taken without waiting
+    /// (false when none is free or the child is unusable — the caller then takes the async path,
+    /// which waits or reports the error). `completion` runs on the queue's loop with the data
+    /// or the error, status errors included.
+    private func send(_ command: SubmissionQueueEntry, data: ByteBuffer?, readLength: Int,
+                      completion: @escaping @Sendable (Result<ByteBuffer, ChildIOError>) -> Void) -> Bool {
+        let lane = lanes.first { $0.queue.eventLoop.inEventLoop } ?? lanes[0]
+        guard state.withLock({ !$0.closed && $0.lost == nil }), lane.slots.tryAcquire() else { return false }
+        let queue = lane.queue, slots = lane.slots, timeout = options.ioTimeout
+        let run: @Sendable () -> Void = { [self] in
+            queue.submitOnEventLoop(command, data: data, readLength: readLength, timeout: timeout) { [self] result in
+                slots.release()
+                switch result {
+                case .success(let done) where done.entry.status.isSuccess: completion(.success(done.data))
+                case .success(let done): completion(.failure(.childError(status: done.entry.status)))
+                case .failure(let error): completion(.failure(failure(error)))
+                }
+            }
+        }
+        if queue.eventLoop.inEventLoop { run() } else { queue.eventLoop.execute(run) }
+        return true
+    }
+
+    /// One command when the write fits one transfer and a slot is free; else the async path.
+    public func submitWrite(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop,
+                            completion: @escaping @Sendable (ChildIOError?) -> Void) {
+        let blocks = UInt64(data.readableBytes / blockSize)
+        if data.readableBytes > 0, data.readableBytes % blockSize == 0, blocks <= maxBlocksPerTransfer,
+           (try? check(lba: lba, blocks: blocks)) != nil,
+           send(.write(nsid: namespaceID, lba: lba, blocks: UInt32(blocks), fua: fua), data: data, readLength: 0,
+                completion: { result in
+                    switch result {
+                    case .success: completion(nil)
+                    case .failure(let error): completion(error)
+                    }
+                }) {
+            return
+        }
+        writeInTask(lba: lba, data: data, fua: fua, completion: completion)
+    }
+
+    /// One command when the read fits one transfer and a slot is free; else the async path.
+    public func submitRead(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop,
+                           completion: @escaping @Sendable (Result<ByteBuffer, ChildIOError>) -> Void) {
+        if UInt64(blocks) <= maxBlocksPerTransfer, (try? check(lba: lba, blocks: UInt64(blocks))) != nil,
+           send(.read(nsid: namespaceID, lba: lba, blocks: blocks, blockSize: blockSize), data: nil,
+                readLength: Int(blocks) * blockSize, completion: completion) {
+            return
+        }
+        readInTask(lba: lba, blocks: blocks, completion: completion)
     }
 
     public func writeZeroes(lba: UInt64, blocks: UInt32, deallocate: Bool) async throws(ChildIOError) {
@@ -427,7 +504,7 @@ public final class RemoteChild: ChildDevice {
             return .some(s.eventTask)
         }
         guard let task else { return }
-        slots.close()
+        for lane in lanes { lane.slots.close() }
         await controller.shutdown()
         task?.cancel()
         noticeSink.finish()
@@ -533,6 +610,15 @@ final class CommandSlots: Sendable {
                 return nil
             }
             if let resumeNow { c.resume(returning: resumeNow) }
+        }
+    }
+
+    /// A slot if one is free now, without waiting or queueing behind waiters.
+    func tryAcquire() -> Bool {
+        state.withLock { s in
+            guard !s.closed, s.free > 0 else { return false }
+            s.free -= 1
+            return true
         }
     }
 

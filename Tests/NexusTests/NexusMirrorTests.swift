@@ -20,7 +20,7 @@ struct NexusMirrorTests {
         return try await Nexus.create(configuration, connector: TestConnector(nodes: nodes, local: local), health: recorder)
     }
 
-    @Test func writesReachEveryChildAndReadsRoundRobin() async throws {
+    @Test(arguments: IOPath.allCases) func writesReachEveryChildAndReadsRoundRobin(path: IOPath) async throws {
         let nodes = try await ReplicaNodes.start(count: 3)
         defer { Task { await nodes.shutdown() } }
         let recorder = MemoryHealthRecorder()
@@ -30,13 +30,13 @@ struct NexusMirrorTests {
             .init(uuid: nodes.replica($0).uuidString.lowercased(), healthy: true)
         }))
         for i in 0..<32 {
-            try await nexus.write(lba: UInt64(i * 64), data: pattern(lba: UInt64(i * 64), blocks: 64, seed: 1), fua: false)
+            try await nexus.write(lba: UInt64(i * 64), data: pattern(lba: UInt64(i * 64), blocks: 64, seed: 1), fua: false, via: path)
         }
         try await nexus.flush()
         let first = try await nodes.contents(0)
         for i in 1..<3 { #expect(try await nodes.contents(i) == first, "replica \(i) differs from replica 0") }
         for i in 0..<6 {
-            var data = try await nexus.read(lba: UInt64(i * 64), blocks: 64)
+            var data = try await nexus.read(lba: UInt64(i * 64), blocks: 64, via: path)
             var expected = pattern(lba: UInt64(i * 64), blocks: 64, seed: 1)
             #expect(data.readBytes(length: data.readableBytes) == expected.readBytes(length: expected.readableBytes))
         }
@@ -45,20 +45,20 @@ struct NexusMirrorTests {
         #expect(recorder.record?.cleanShutdown == true)
     }
 
-    @Test func badRequestsGetPreciseErrors() async throws {
+    @Test(arguments: IOPath.allCases) func badRequestsGetPreciseErrors(path: IOPath) async throws {
         let nodes = try await ReplicaNodes.start(count: 1)
         defer { Task { await nodes.shutdown() } }
         let nexus = try await makeNexus(nodes)
-        await #expect(throws: NexusIOError.outOfRange) { try await nexus.read(lba: nodes.blockCount, blocks: 1) }
+        await #expect(throws: NexusIOError.outOfRange) { try await nexus.read(lba: nodes.blockCount, blocks: 1, via: path) }
         await #expect(throws: NexusIOError.outOfRange) {
-            try await nexus.write(lba: UInt64.max - 1, data: pattern(lba: 0, blocks: 4, seed: 0), fua: false)
+            try await nexus.write(lba: UInt64.max - 1, data: pattern(lba: 0, blocks: 4, seed: 0), fua: false, via: path)
         }
         var odd = ByteBufferAllocator().buffer(capacity: 100)
         odd.writeRepeatingByte(1, count: 100)
-        await #expect(throws: NexusIOError.misaligned) { try await nexus.write(lba: 0, data: odd, fua: false) }
+        await #expect(throws: NexusIOError.misaligned) { try await nexus.write(lba: 0, data: odd, fua: false, via: path) }
         #expect(NexusIOError.held.nvmeStatus == .anaInaccessible)
         // The nexus still serves after the refusals.
-        try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 2), fua: true)
+        try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 2), fua: true, via: path)
         await nexus.shutdown()
     }
 
@@ -78,7 +78,7 @@ struct NexusMirrorTests {
         await #expect(throws: NexusError.self) { try await Nexus.create(unreachable, connector: connector, health: MemoryHealthRecorder()) }
     }
 
-    @Test func deadChildIsFaultedAndRecordedWhileWritesGoOn() async throws {
+    @Test(arguments: IOPath.allCases) func deadChildIsFaultedAndRecordedWhileWritesGoOn(path: IOPath) async throws {
         let nodes = try await ReplicaNodes.start(count: 3)
         defer { Task { await nodes.shutdown() } }
         let recorder = MemoryHealthRecorder()
@@ -86,7 +86,7 @@ struct NexusMirrorTests {
         let writer = Task {
             for i in 0..<200 {
                 let lba = UInt64(i % 128) * 64
-                try await nexus.write(lba: lba, data: pattern(lba: lba, blocks: 64, seed: UInt64(i)), fua: false)
+                try await nexus.write(lba: lba, data: pattern(lba: lba, blocks: 64, seed: UInt64(i)), fua: false, via: path)
             }
         }
         try await Task.sleep(for: .milliseconds(50))
@@ -105,47 +105,65 @@ struct NexusMirrorTests {
         await nexus.shutdown()
     }
 
-    @Test func lastHealthyChildIsNeverRecordedUnhealthyAndIOIsHeld() async throws {
+    @Test(arguments: IOPath.allCases) func readsOfADeadChildAreRetriedOnAnother(path: IOPath) async throws {
+        let nodes = try await ReplicaNodes.start(count: 3)
+        defer { Task { await nodes.shutdown() } }
+        let recorder = MemoryHealthRecorder()
+        let nexus = try await makeNexus(nodes, recorder: recorder, local: [0])
+        try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 16, seed: 9), fua: false, via: path)
+        await nodes.stop(2)
+        // Round robin: at least one of these goes to the dead child first.
+        for _ in 0..<6 {
+            var data = try await nexus.read(lba: 0, blocks: 16, via: path)
+            var expected = pattern(lba: 0, blocks: 16, seed: 9)
+            #expect(data.readBytes(length: data.readableBytes) == expected.readBytes(length: expected.readableBytes))
+        }
+        #expect(await eventually { nexus.state == .degraded })
+        #expect(recorder.healthy(nodes.replica(2)) == false)
+        await nexus.shutdown()
+    }
+
+    @Test(arguments: IOPath.allCases) func lastHealthyChildIsNeverRecordedUnhealthyAndIOIsHeld(path: IOPath) async throws {
         let nodes = try await ReplicaNodes.start(count: 1)
         defer { Task { await nodes.shutdown() } }
         let recorder = MemoryHealthRecorder()
         let nexus = try await makeNexus(nodes, recorder: recorder)
-        try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 3), fua: false)
+        try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 3), fua: false, via: path)
         await nodes.stop(0)
         await #expect(throws: NexusIOError.held) {
-            try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 4), fua: false)
+            try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 4), fua: false, via: path)
         }
         #expect(nexus.state == .faulted)
         #expect(recorder.healthy(nodes.replica(0)) == true)
-        await #expect(throws: NexusIOError.held) { try await nexus.read(lba: 0, blocks: 8) }
+        await #expect(throws: NexusIOError.held) { try await nexus.read(lba: 0, blocks: 8, via: path) }
         // It comes back: onlined directly (every acknowledged write is on it), I/O flows again.
         try await nodes.restart(0)
         try await nexus.onlineChild(uri: nodes.uri(0))
         #expect(nexus.state == .online)
-        var data = try await nexus.read(lba: 0, blocks: 8)
+        var data = try await nexus.read(lba: 0, blocks: 8, via: path)
         var expected = pattern(lba: 0, blocks: 8, seed: 3)
         #expect(data.readBytes(length: data.readableBytes) == expected.readBytes(length: expected.readableBytes))
         await nexus.shutdown()
     }
 
-    @Test func storeOutageDoesNotStopWritesThatNeedNoHealthChange() async throws {
+    @Test(arguments: IOPath.allCases) func storeOutageDoesNotStopWritesThatNeedNoHealthChange(path: IOPath) async throws {
         let nodes = try await ReplicaNodes.start(count: 2)
         defer { Task { await nodes.shutdown() } }
         let recorder = MemoryHealthRecorder()
         let nexus = try await makeNexus(nodes, recorder: recorder)
         recorder.setFailing(true)
         for i in 0..<50 {
-            try await nexus.write(lba: UInt64(i) * 8, data: pattern(lba: UInt64(i) * 8, blocks: 8, seed: 5), fua: false)
+            try await nexus.write(lba: UInt64(i) * 8, data: pattern(lba: UInt64(i) * 8, blocks: 8, seed: 5), fua: false, via: path)
         }
-        _ = try await nexus.read(lba: 0, blocks: 8)
+        _ = try await nexus.read(lba: 0, blocks: 8, via: path)
         // A child dies while the store is down. Once the nexus has retired it, a write skips it
         // and so may not be acknowledged before the record says so: it waits for the store.
         await nodes.stop(1)
-        let first = Task { try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 6), fua: false) }
+        let first = Task { try await nexus.write(lba: 0, data: pattern(lba: 0, blocks: 8, seed: 6), fua: false, via: path) }
         #expect(await eventually { nexus.state == .degraded })
         let done = Atomic<Bool>(false)
         let blocked = Task {
-            try await nexus.write(lba: 8, data: pattern(lba: 8, blocks: 8, seed: 7), fua: false)
+            try await nexus.write(lba: 8, data: pattern(lba: 8, blocks: 8, seed: 7), fua: false, via: path)
             done.store(true, ordering: .sequentiallyConsistent)
         }
         try await Task.sleep(for: .milliseconds(700))
@@ -158,8 +176,8 @@ struct NexusMirrorTests {
         #expect(recorder.healthy(nodes.replica(1)) == false)
         #expect(nexus.state == .degraded)
         // Reads and writes go on with the remaining child.
-        try await nexus.write(lba: 16, data: pattern(lba: 16, blocks: 8, seed: 8), fua: false)
-        _ = try await nexus.read(lba: 16, blocks: 8)
+        try await nexus.write(lba: 16, data: pattern(lba: 16, blocks: 8, seed: 8), fua: false, via: path)
+        _ = try await nexus.read(lba: 16, blocks: 8, via: path)
         await nexus.shutdown()
     }
 

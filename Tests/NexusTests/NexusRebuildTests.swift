@@ -41,7 +41,8 @@ struct NexusRebuildTests {
         }
         #expect(Set(segments) == expectedSegments)
         #expect(done.bytesCopied == UInt64(expectedSegments.count) * 64 * 1024)
-        #expect(recorder.healthy(nodes.replica(2)) == true)
+        // The record follows the state change (persisted in the background; false until then is safe).
+        #expect(await eventually { recorder.healthy(nodes.replica(2)) == true })
         #expect(try await nodes.contents(2) == nodes.contents(0))
         #expect(try await nodes.contents(1) == nodes.contents(0))
         #expect(nexus.snapshot.children[2].hasRebuildLog == false)

@@ -176,3 +176,48 @@ func temporaryDirectory() -> String {
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// How a test drives a nexus's reads and writes: its async API, or the callback path the NVMe/TCP
+/// target takes (``Nexus/write(lba:data:fua:on:completion:)``), which must behave the same.
+enum IOPath: String, CaseIterable, Sendable {
+    case async
+    case callback
+}
+
+extension Nexus {
+    func write(lba: UInt64, data: ByteBuffer, fua: Bool, via path: IOPath) async throws(NexusIOError) {
+        switch path {
+        case .async:
+            try await write(lba: lba, data: data, fua: fua)
+        case .callback:
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let result = await withCheckedContinuation { (c: CheckedContinuation<Result<Void, NexusIOError>, Never>) in
+                loop.execute {
+                    self.write(lba: lba, data: data, fua: fua, on: loop) { result in
+                        loop.preconditionInEventLoop()
+                        c.resume(returning: result)
+                    }
+                }
+            }
+            try result.get()
+        }
+    }
+
+    func read(lba: UInt64, blocks: UInt32, via path: IOPath) async throws(NexusIOError) -> ByteBuffer {
+        switch path {
+        case .async:
+            return try await read(lba: lba, blocks: blocks)
+        case .callback:
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let result = await withCheckedContinuation { (c: CheckedContinuation<Result<ByteBuffer, NexusIOError>, Never>) in
+                loop.execute {
+                    self.read(lba: lba, blocks: blocks, on: loop) { result in
+                        loop.preconditionInEventLoop()
+                        c.resume(returning: result)
+                    }
+                }
+            }
+            return try result.get()
+        }
+    }
+}

@@ -14,7 +14,10 @@
 #            <scratch>/bench-results/nexus), --skip-build, --store etcd|embedded (default etcd when
 #            installed; embedded gives each io-engine its own store), --bin PATH (no build),
 #            --placement same|split (default same: all io-engines on core 0; split: the nexus
-#            node on core 0, the two replica-only nodes on core 1 with the initiator)
+#            node on core 0, the two replica-only nodes on core 1 with the initiator),
+#            --media-latency DURATION (e.g. 200us: the measured io-engines add it to every replica
+#            read and write, `halyard io-engine --emulated-media-latency`, modelling media and a
+#            network slower than this VM's page cache; default none), --idle 0 skips the idle trio
 #
 # Goals (issue 6): QD1 4K write latency 3-replica / 1-replica <= 1.3x; idle io-engine with 10
 # published volumes ~0 % CPU and RSS < 128 MiB.
@@ -33,7 +36,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TIME=10 IDLE=30 SKIP_BUILD=0 STORE="" BIN="" VOLUME=256MiB PLACEMENT=same
+TIME=10 IDLE=30 SKIP_BUILD=0 STORE="" BIN="" VOLUME=256MiB PLACEMENT=same MEDIA_LATENCY=""
 SCRATCH="$ROOT/.build-bench" OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
         --idle) IDLE=$2; shift 2 ;;
         --volume) VOLUME=$2; shift 2 ;;
         --placement) PLACEMENT=$2; shift 2 ;;
+        --media-latency) MEDIA_LATENCY=$2; shift 2 ;;
         --scratch) SCRATCH=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --skip-build) SKIP_BUILD=1; shift ;;
@@ -65,6 +69,7 @@ PY
 )
 OUT=${OUT:-$SCRATCH/bench-results/nexus}
 mkdir -p "$OUT"
+rm -f "$OUT"/perf-*.json "$OUT"/perf-*.ticks "$OUT"/idle.json "$OUT"/fill.txt
 [ -x /opt/swift/usr/bin/swift ] && ! command -v swift > /dev/null && export PATH="/opt/swift/usr/bin:$PATH"
 say() { printf '%s\n' "$*" >&2; }
 
@@ -115,14 +120,15 @@ fi
 
 # ---- io-engines ------------------------------------------------------------------------------------
 declare -A EPID=() NVMF=() GRPCP=() METP=()
-start_engine() {   # start_engine NAME POOLSIZE [CORE]: io-engine NAME on CORE (0) with pool NAME
+start_engine() {   # start_engine NAME POOLSIZE [CORE [ARGS...]]: io-engine NAME on CORE (0) with pool NAME
     local name=$1 size=$2 core=${3:-0} ip gp mp pid
+    shift 2; [ $# -gt 0 ] && shift
     ip=$(free_port) gp=$(free_port) mp=$(free_port)
     mkdir -p "$WORK/$name"
     say "== io-engine $name: taskset -c $core halyard io-engine ${STORE_ARG[*]} --create-pool $name:…:$size (nvmf $ip, grpc $gp, metrics $mp)"
     taskset -c "$core" "$BIN" io-engine --node "$name" --nvmf "127.0.0.1:$ip" --grpc "127.0.0.1:$gp" --metrics "127.0.0.1:$mp" \
         --state-dir "$WORK/$name/state" "${STORE_ARG[@]}" --create-pool "$name:$WORK/$name/pool.img:$size" \
-        --log-level warning < /dev/null > "$OUT/$name.out" 2> "$OUT/$name.log" &
+        --log-level warning "$@" < /dev/null > "$OUT/$name.out" 2> "$OUT/$name.log" &
     pid=$!; PIDS+=("$pid")
     EPID[$name]=$pid NVMF[$name]=$ip GRPCP[$name]=$gp METP[$name]=$mp
     for _ in $(seq 600); do
@@ -157,9 +163,11 @@ volume() {
 }
 
 RCORE=0; [ "$PLACEMENT" = split ] && RCORE=1
-start_engine n1 4GiB
-start_engine n2 4GiB "$RCORE"
-start_engine n3 4GiB "$RCORE"
+MEDIA_ARG=()
+[ -n "$MEDIA_LATENCY" ] && MEDIA_ARG=(--emulated-media-latency "$MEDIA_LATENCY")
+start_engine n1 4GiB 0 "${MEDIA_ARG[@]}"
+start_engine n2 4GiB "$RCORE" "${MEDIA_ARG[@]}"
+start_engine n3 4GiB "$RCORE" "${MEDIA_ARG[@]}"
 say "== volumes: 1 replica (n1) and 3 replicas (n1 local, n2, n3), nexus on n1, $VOLUME each"
 V1=$(volume n1 n1)
 V3=$(volume n1 n1 n2 n3)
@@ -218,6 +226,7 @@ for n in n1 n2 n3; do
 done
 
 # ---- a fresh trio: 10 published 3-replica volumes, idle ------------------------------------------------
+if [ "$IDLE" != 0 ]; then
 start_engine i1 16GiB
 start_engine i2 16GiB
 start_engine i3 16GiB
@@ -247,12 +256,13 @@ cat > "$OUT/idle.json" <<EOF
  "rss_kib_0": $RSS0, "rss_kib_10": $RSS10, "rss_metric_bytes_10": "${RSS10_METRIC:-}", "threads": $THREADS,
  "rss_kib_after_runs": $RSS_AFTER, "exits_bench": "${EXITS# }", "exits_idle": "${IEXITS# }"}
 EOF
+fi
 
 # ---- tables ----------------------------------------------------------------------------------------------
 NAMES=$(printf '%s\n' "${CASES[@]}" | cut -d'|' -f1)
-python3 - "$OUT" "$TIME" "$TICK" "$NAMES" "$BIN" "$PLACEMENT" <<'PY'
+python3 - "$OUT" "$TIME" "$TICK" "$NAMES" "$BIN" "$PLACEMENT" "${MEDIA_LATENCY:-none}" <<'PY'
 import json, os, sys
-out, t, tick, names, binpath, placement = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4].strip().split("\n"), sys.argv[5], sys.argv[6]
+out, t, tick, names, binpath, placement, media = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4].strip().split("\n"), sys.argv[5], sys.argv[6], sys.argv[7]
 def load(p):
     try:
         with open(p) as f: return json.load(f)
@@ -261,7 +271,7 @@ def ticks(p):
     try:
         with open(p) as f: a, b = f.read().split(); return int(a), int(b)
     except Exception: return 0, 0
-print(f"binary: {binpath}; placement: {placement} (io-engines n1{', n2, n3' if placement == 'same' else ''} on core 0{'; n2, n3 on core 1 with the initiator' if placement == 'split' else ''})")
+print(f"binary: {binpath}; placement: {placement} (io-engines n1{', n2, n3' if placement == 'same' else ''} on core 0{'; n2, n3 on core 1 with the initiator' if placement == 'split' else ''}); emulated media latency: {media}")
 print()
 print("| workload | volume | IOPS | mean µs | p50 µs | p99 µs | p99.9 µs | client CPU µs/IO | io-engines CPU µs/IO (all 3) | nexus node CPU µs/IO | errors |")
 print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
@@ -282,14 +292,14 @@ for i, name in enumerate(names, 1):
     z, a, b = rows.get("r0"), rows.get("r1"), rows.get("r3")
     f = lambda x, y: f"{x / y:.2f}" if y else "-"
     if a and b and a["iops"]:
-        ratios.append(f"| {name} | {f(b['lat_p50_us'], a['lat_p50_us'])} | {f(b['lat_p99_us'], a['lat_p99_us'])} | "
+        ratios.append(f"| {name} | {f(b['lat_p50_us'], a['lat_p50_us'])} | {b['lat_p50_us'] - a['lat_p50_us']:.0f} | {f(b['lat_p99_us'], a['lat_p99_us'])} | "
                       f"{f(b['lat_mean_us'], a['lat_mean_us'])} | {f(b['iops'], a['iops'])} | {f(b['cpu_all'], a['cpu_all'])} | {f(b['cpu_nx'], a['cpu_nx'])} |")
     if z and a and z["iops"]:
         layer.append(f"| {name} | {f(a['lat_p50_us'], z['lat_p50_us'])} | {f(a['lat_p99_us'], z['lat_p99_us'])} | "
                      f"{f(a['iops'], z['iops'])} | {f(a['cpu_nx'], z['cpu_nx'])} |")
 print()
-print("| workload | p50 3r / 1r | p99 3r / 1r | mean 3r / 1r | IOPS 3r / 1r | CPU/IO all io-engines 3r / 1r | CPU/IO nexus node 3r / 1r |")
-print("|---|--:|--:|--:|--:|--:|--:|")
+print("| workload | p50 3r / 1r | p50 3r − 1r µs | p99 3r / 1r | mean 3r / 1r | IOPS 3r / 1r | CPU/IO all io-engines 3r / 1r | CPU/IO nexus node 3r / 1r |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|")
 print("\n".join(ratios))
 print()
 print("| workload | p50 nexus 1r / replica | p99 nexus 1r / replica | IOPS nexus 1r / replica | CPU/IO node 1 nexus 1r / replica |")

@@ -47,6 +47,10 @@ struct IOEngineCommand: AsyncParsableCommand {
             help: ArgumentHelp("At start, create (or reuse) a pool 'demo' (a file in --state-dir unless a pool is given), a replica and a "
                 + "one-child nexus of this size published to any host; print its NQN and the nvme connect line.", valueName: "SIZE"))
     var demoVolume: String?
+    @Option(name: .customLong("emulated-media-latency"),
+            help: ArgumentHelp("For benchmarks: add this much to every read and write of every replica this engine shares "
+                + "(e.g. 100us, 2ms), modelling media and a network slower than the page cache. Default: 0.", valueName: "DURATION"))
+    var emulatedMediaLatency: String?
     @Option(name: .customLong("log-format"), help: "text or json (one JSON object per line on stderr).") var logFormat = "text"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -60,10 +64,22 @@ struct IOEngineCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
         guard store == "embedded" || store.hasPrefix("etcd://") else { throw ValidationError("--store must be etcd://HOST:PORT or embedded") }
         _ = try poolSpecs()
+        _ = try mediaLatency()
         if let demoVolume {
             let size = try SizeParser.parse(demoVolume)
             guard size % 4096 == 0 else { throw ValidationError("--demo-volume \(demoVolume): must be a multiple of 4096 bytes") }
         }
+    }
+
+    /// `--emulated-media-latency`: a whole number with the unit us, ms or s.
+    func mediaLatency() throws -> TimeAmount {
+        guard let text = emulatedMediaLatency?.lowercased() else { return .zero }
+        for (unit, scale) in [("us", Int64(1_000)), ("ms", 1_000_000), ("s", 1_000_000_000)] where text.hasSuffix(unit) {
+            if let value = Int64(text.dropLast(unit.count)), value >= 0, value <= 10_000_000_000 / scale {
+                return .nanoseconds(value * scale)
+            }
+        }
+        throw ValidationError("--emulated-media-latency \(text): expected a whole number of us, ms or s, at most 10 s (e.g. 100us)")
     }
 
     func poolSpecs() throws -> [PoolSpec] {
@@ -107,7 +123,8 @@ struct IOEngineCommand: AsyncParsableCommand {
         let engine = IOEngine(configuration: IOEngineConfiguration(
             nodeName: nodeName, nvmfHost: nvmfHost, nvmfPort: nvmfPort, advertisedHost: advertise, stateDirectory: stateDir,
             importDisks: pools, version: Halyard.configuration.version, grpcEndpoint: grpc,
-            metricsEndpoint: metrics == "off" ? nil : metrics, storeDescription: store), store: clusterStore, logger: logger)
+            metricsEndpoint: metrics == "off" ? nil : metrics, storeDescription: store, emulatedMediaLatency: try mediaLatency()),
+                              store: clusterStore, logger: logger)
         do {
             try await engine.start()
         } catch {

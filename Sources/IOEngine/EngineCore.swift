@@ -56,7 +56,7 @@ final class EngineCore: Sendable {
     init(configuration: IOEngineConfiguration, target: NVMeTCPTarget, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        shares = ReplicaShares(target: target, logger: logger)
+        shares = ReplicaShares(target: target, emulatedMediaLatency: configuration.emulatedMediaLatency, logger: logger)
         registry = PoolRegistry(stateDirectory: configuration.stateDirectory)
         blockingPool = NIOThreadPool(numberOfThreads: 1)
         blockingPool.start()

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// What an ``IOEngine`` serves and where: the node's name, the NVMe/TCP listener for replica
 /// shares, the state directory (`pools.json`) and the pools to import at start, plus the
 /// endpoints `NodeService.GetNode` reports.
@@ -24,12 +26,18 @@ public struct IOEngineConfiguration: Sendable {
     public var storeDescription: String
     /// Threads of each pool's own I/O thread pool.
     public var poolIOThreads: Int
+    /// Added to every read and write of every replica this engine shares (a latency rule of a
+    /// `FaultInjectingBlockDevice` around the replica): models media and a network slower than
+    /// this machine's page cache, for benchmarks (`Benchmarks/nexus.sh --media-latency`). Zero
+    /// (the default): nothing is added.
+    public var emulatedMediaLatency: TimeAmount
 
     public init(nodeName: String, nvmfHost: String = "127.0.0.1", nvmfPort: Int = 4420, advertisedHost: String? = nil,
                 stateDirectory: String, importDisks: [String] = [], version: String = "0.0.0-dev",
                 grpcEndpoint: String = "127.0.0.1:10124", metricsEndpoint: String? = nil, storeDescription: String = "embedded",
-                poolIOThreads: Int = 2)
+                poolIOThreads: Int = 2, emulatedMediaLatency: TimeAmount = .zero)
     {
+        self.emulatedMediaLatency = emulatedMediaLatency
         self.nodeName = nodeName
         self.nvmfHost = nvmfHost
         self.nvmfPort = nvmfPort

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import NIOCore
 import NVMeTarget
 import Storage
 import StoragePool
@@ -28,7 +29,11 @@ final class ReplicaShares: Sendable {
     private let served = Mutex<[UUID: Served]>([:])
     private let stats = Mutex<[UUID: ReplicaIOStats]>([:])
 
-    init(target: NVMeTCPTarget, logger: Logger) {
+    /// See ``IOEngineConfiguration/emulatedMediaLatency``.
+    let emulatedMediaLatency: TimeAmount
+
+    init(target: NVMeTCPTarget, emulatedMediaLatency: TimeAmount = .zero, logger: Logger) {
+        self.emulatedMediaLatency = emulatedMediaLatency
         self.target = target
         self.logger = logger
     }
@@ -37,6 +42,14 @@ final class ReplicaShares: Sendable {
     static func nqn(for uuid: UUID) -> String { nqnPrefix + uuid.lowercased }
 
     /// What every replica share's NQN starts with.
+    /// The replica's device as shared: itself, or behind the emulated media latency.
+    private func servedDevice(_ device: ReplicaDevice) -> any BlockDevice {
+        guard emulatedMediaLatency > .zero else { return device }
+        let slowed = FaultInjectingBlockDevice(wrapping: device)
+        slowed.addLatency(emulatedMediaLatency, to: [.read, .write])
+        return slowed
+    }
+
     static let nqnPrefix = "nqn.2026-11.io.halyard:replica:"
 
     /// The replica's I/O counters, created on first use and kept for the process lifetime.
@@ -82,7 +95,7 @@ final class ReplicaShares: Sendable {
             throw IOEngineError(error)
         }
         let namespace = NamespaceConfiguration(
-            namespaceID: 1, device: MeteredBlockDevice(wrapping: device, stats: stats(for: uuid)),
+            namespaceID: 1, device: MeteredBlockDevice(wrapping: servedDevice(device), stats: stats(for: uuid)),
             identity: .derived(subsystemNQN: nqn, namespaceID: 1), anaGroupID: 1,
             reservationState: .custom(PoolReservationPersistence(pool: pool, uuid: uuid, poolName: poolName)))
         let configuration = SubsystemConfiguration(nqn: nqn, controllerIDRange: 1...0xFFEF, allowedHosts: allowed,

@@ -270,3 +270,12 @@ extension FaultInjectingBlockDevice {
         }
     }
 }
+
+extension FaultInjectingBlockDevice: AllocationReporting {
+    /// Forwards to the wrapped device (no fault rule applies); ``AllocationReportingError/notSupported``
+    /// when it cannot tell.
+    public func allocatedBlockRanges() throws -> [Range<UInt64>] {
+        guard let reporting = wrapped as? any AllocationReporting else { throw AllocationReportingError.notSupported }
+        return try reporting.allocatedBlockRanges()
+    }
+}

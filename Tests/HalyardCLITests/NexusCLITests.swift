@@ -193,4 +193,34 @@ struct NexusCLITests {
             throw error
         }
     }
+
+    @Test("io-engine --emulated-media-latency: every replica read and write of the demo volume takes at least that long; a bad value is refused")
+    func emulatedMediaLatency() async throws {
+        let dir = try TemporaryDirectory()
+        let bad = try await halyard(["io-engine", "--state-dir", dir.file("bad"), "--emulated-media-latency", "20 parsecs"],
+                                    stateDir: dir.file("host"))
+        #expect(bad.status != 0 && bad.stderr.contains("expected a whole number of us, ms or s"), "\(bad)")
+
+        let engine = try Engine(dir: dir, extra: ["--demo-volume", "64MiB", "--emulated-media-latency", "20ms"])
+        do {
+            try await engine.ready()
+            let out = try String(contentsOfFile: engine.outPath, encoding: .utf8)
+            let demo = try #require(out.split(separator: "\n").first { $0.hasPrefix("demo volume: ") }, "\(out)" as Comment)
+            let nqn = try #require(demo.split(separator: " ").first { $0.hasPrefix("nqn=") }?.dropFirst(4))
+            for workload in ["randwrite", "randread"] {
+                let run = try await halyard(["nvme", "perf", "-a", "127.0.0.1", "-s", engine.nvmfPort, "-n", String(nqn),
+                                             "-q", "1", "-o", "4096", "-w", workload, "-t", "1", "--json"], stateDir: dir.file("host"))
+                #expect(run.status == 0, "\(run)")
+                let json = try run.json()
+                #expect(json["errors"] as? Int == 0)
+                // A lower bound only: the replica cannot answer before the emulated media does.
+                let p50 = try #require(json["lat_p50_us"] as? Double)
+                #expect(p50 >= 20_000, "\(workload) p50 \(p50) µs with 20 ms of media latency")
+            }
+            #expect(await engine.stop() == 0, "\(engine.log)")
+        } catch {
+            _ = await engine.stop()
+            throw error
+        }
+    }
 }

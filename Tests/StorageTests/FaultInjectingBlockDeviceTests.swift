@@ -179,3 +179,38 @@ struct FaultInjectingBlockDeviceTests {
         #expect(first != (0..<8).map { _ in c.next() })
     }
 }
+
+@Suite("FaultInjectingBlockDevice allocation reporting")
+struct FaultInjectingAllocationTests {
+    /// A RAM device that claims a fixed allocation map.
+    final class ReportingDevice: BlockDevice, AllocationReporting {
+        let memory = MemoryBlockDevice(blockSize: 512, blockCount: 128)
+        var blockSize: Int { memory.blockSize }
+        var blockCount: UInt64 { memory.blockCount }
+        var hasVolatileWriteCache: Bool { false }
+        func read(lba: UInt64, blocks: UInt32, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+            memory.read(lba: lba, blocks: blocks, on: eventLoop)
+        }
+        func write(lba: UInt64, data: ByteBuffer, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+            memory.write(lba: lba, data: data, fua: fua, on: eventLoop)
+        }
+        func flush(on eventLoop: any EventLoop) -> EventLoopFuture<Void> { memory.flush(on: eventLoop) }
+        func writeZeroes(lba: UInt64, blocks: UInt64, deallocate: Bool, fua: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+            memory.writeZeroes(lba: lba, blocks: blocks, deallocate: deallocate, fua: fua, on: eventLoop)
+        }
+        func deallocate(lba: UInt64, blocks: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+            memory.deallocate(lba: lba, blocks: blocks, on: eventLoop)
+        }
+        func close() throws { try memory.close() }
+        func allocatedBlockRanges() throws -> [Range<UInt64>] { [0..<8, 64..<72] }
+    }
+
+    @Test("forwards the wrapped device's allocation map; a device that cannot tell makes it nil")
+    func forwardsAllocatedRanges() throws {
+        let reporting = FaultInjectingBlockDevice(wrapping: ReportingDevice())
+        reporting.addLatency(.milliseconds(1))
+        #expect(try reporting.reportedAllocatedBlockRanges() == [0..<8, 64..<72])
+        let plain = FaultInjectingBlockDevice(wrapping: MemoryBlockDevice(blockSize: 512, blockCount: 128))
+        #expect(try plain.reportedAllocatedBlockRanges() == nil)
+    }
+}

@@ -110,7 +110,7 @@ struct NexusOutput: Encodable {
     var preemptKey: String?
     var minCntlid, maxCntlid: UInt32
     var stateChangedAtUnixNanos: Int64
-    var fencedAtUnixNanos, shutdownCompletedAtUnixNanos: Int64?
+    var fencedAtUnixNanos, shutdownCompletedAtUnixNanos, preemptedAtUnixNanos: Int64?
     var published: Bool
     var allowedHosts: [String]
     var rebuilds: [RebuildOutput]
@@ -137,6 +137,7 @@ struct NexusOutput: Encodable {
         stateChangedAtUnixNanos = n.stateChangedAtUnixNanos
         fencedAtUnixNanos = n.fencedAtUnixNanos == 0 ? nil : n.fencedAtUnixNanos
         shutdownCompletedAtUnixNanos = n.shutdownCompletedAtUnixNanos == 0 ? nil : n.shutdownCompletedAtUnixNanos
+        preemptedAtUnixNanos = n.preemptedAtUnixNanos == 0 ? nil : n.preemptedAtUnixNanos
         published = n.published
         allowedHosts = n.allowedHosts
         rebuilds = n.rebuilds.map(RebuildOutput.init)
@@ -188,6 +189,7 @@ struct NexusOutput: Encodable {
         ]
         if n.fencedAtUnixNanos != 0 { fields.append(("fenced", time(n.fencedAtUnixNanos))) }
         if n.shutdownCompletedAtUnixNanos != 0 { fields.append(("shut down", time(n.shutdownCompletedAtUnixNanos))) }
+        if n.preemptedAtUnixNanos != 0 { fields.append(("preempted another", time(n.preemptedAtUnixNanos))) }
         fields.append(("I/O", "\(n.io.readOps) reads (\(TableOutput.bytes(n.io.readBytes))), \(n.io.writeOps) writes "
             + "(\(TableOutput.bytes(n.io.writtenBytes))), \(n.io.readErrors + n.io.writeErrors) errors"))
         let width = fields.map(\.0.count).max() ?? 0

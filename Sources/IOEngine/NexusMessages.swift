@@ -45,6 +45,7 @@ extension Halyard_Ioengine_V1_Nexus {
         maxCntlid = UInt32(s.controllerIDRange.upperBound)
         stateChangedAtUnixNanos = Self.nanos(s.stateChangedAt)
         fencedAtUnixNanos = s.fencedAt.map(Self.nanos) ?? 0
+        preemptedAtUnixNanos = s.preemptedAt.map(Self.nanos) ?? 0
         shutdownCompletedAtUnixNanos = s.shutdownCompletedAt.map(Self.nanos) ?? 0
         published = view.publication != nil
         allowedHosts = view.publication?.allowedHosts ?? []

@@ -41,13 +41,14 @@ final class HostQueueHandler: ChannelInboundHandler {
     private var slots: [Inflight?]
     private var freeSlots: [Int]
     private var generation: [UInt16]
-    /// Expires timed-out commands; armed only while a command with a deadline is in flight, so
-    /// an idle queue (only an Asynchronous Event Request outstanding) sets no timer at all.
-    private var sweeper: Scheduled<Void>?
+    /// Expires timed-out commands. Armed for the earliest deadline in flight, and only while a
+    /// command with a deadline is in flight: an idle queue (only an Asynchronous Event Request
+    /// outstanding) sets no timer, a busy one wakes about once per timeout period, and a command
+    /// fails at its deadline, not up to a polling period later.
+    private var sweeper: (task: Scheduled<Void>, deadline: NIODeadline)?
     /// Commands in flight with a deadline.
     private var timedCommands = 0
     private var started = false
-    static let sweepInterval = TimeAmount.milliseconds(250)
     private var failure: NVMeHostError?
     /// In `channelRead`: writes are flushed by `channelReadComplete`.
     private var inRead = false
@@ -86,16 +87,24 @@ final class HostQueueHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
-    /// Arms the sweep unless it is armed or no timed command is in flight.
-    private func armSweeper(_ eventLoop: any EventLoop) {
-        guard sweeper == nil, timedCommands > 0 else { return }
+    /// Arms the sweep for `deadline` unless it is armed for that or earlier.
+    private func armSweeper(_ eventLoop: any EventLoop, at deadline: NIODeadline) {
+        if let armed = sweeper {
+            guard deadline < armed.deadline else { return }
+            armed.task.cancel()
+        }
         let me = NIOLoopBound(self, eventLoop: eventLoop)
-        sweeper = eventLoop.scheduleTask(in: Self.sweepInterval) {
+        let task = eventLoop.scheduleTask(deadline: deadline) {
             let handler = me.value
             handler.sweeper = nil
             handler.expireTimedOutCommands()
-            if let context = handler.context, handler.failure == nil { handler.armSweeper(context.eventLoop) }
         }
+        sweeper = (task, deadline)
+    }
+
+    private func cancelSweeper() {
+        sweeper?.task.cancel()
+        sweeper = nil
     }
 
     /// Takes a command out of its slot (completed or failed); returns it.
@@ -114,8 +123,7 @@ final class HostQueueHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        sweeper?.cancel()
-        sweeper = nil
+        cancelSweeper()
         failure = failure ?? .transportClosed("queue closed")
         fail(.transportClosed("queue closed"))
         self.context = nil
@@ -134,8 +142,7 @@ final class HostQueueHandler: ChannelInboundHandler {
             if let inflight = retire(slot: i) { failed.append(inflight.completion) }
         }
         freeSlots = Array((0..<depth).reversed())
-        sweeper?.cancel()
-        sweeper = nil
+        cancelSweeper()
         // After the slots are consistent: a handler may submit again (and fail at once).
         for completion in failed { completion(.failure(error)) }
     }
@@ -186,9 +193,9 @@ final class HostQueueHandler: ChannelInboundHandler {
             commandID: cid, data: writeLength > limit ? data : nil, read: nil,
             expectedReadLength: expectedReadLength,
             deadline: timeout.map { .now() + $0 }, completion: completion)
-        if timeout != nil {
+        if let deadline = slots[slot]?.deadline {
             timedCommands += 1
-            armSweeper(context.eventLoop)
+            armSweeper(context.eventLoop, at: deadline)
         }
         var header = context.channel.allocator.buffer(capacity: 80)
         NVMeTCPPDU.capsuleCommand(CapsuleCommand(command: sqe, data: ByteBuffer()))
@@ -344,14 +351,19 @@ final class HostQueueHandler: ChannelInboundHandler {
         }
     }
 
+    /// Fails the queue if a command is past its deadline; else re-arms for the earliest one left.
     private func expireTimedOutCommands() {
         let now = NIODeadline.now()
+        var earliest: NIODeadline?
         for slot in slots.indices {
-            if let inflight = slots[slot], let deadline = inflight.deadline, deadline <= now {
+            guard let inflight = slots[slot], let deadline = inflight.deadline else { continue }
+            if deadline <= now {
                 // The target may still answer this CID; the queue cannot be trusted any more.
                 abort(.timeout(commandID: inflight.commandID))
                 return
             }
+            earliest = min(earliest ?? deadline, deadline)
         }
+        if let earliest, let context, failure == nil { armSweeper(context.eventLoop, at: earliest) }
     }
 }

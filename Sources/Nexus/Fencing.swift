@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import NVMe
 
 /// Which current holder a new nexus may preempt when it opens a child (Mayastor's
@@ -26,7 +31,9 @@ public enum Fencing {
     public enum Outcome: Hashable, Sendable {
         case acquired
         case alreadyHeld
-        case preempted(previousKey: UInt64)
+        /// Preempt and Abort of `previousKey`, sent at `sentAt` (wall clock): from then on the old
+        /// holder's commands on this replica are aborted or refused.
+        case preempted(previousKey: UInt64, sentAt: Date)
     }
 
     public static func acquire(_ child: any ChildDevice, key: UInt64, type: ReservationType,
@@ -40,15 +47,17 @@ public enum Fencing {
                     outcome = .alreadyHeld
                 } else if holderKey == key {
                     // Ours, but of another type: preempting ourselves changes the type (§8.19.7).
+                    let sentAt = Date()
                     try await child.acquire(key: key, type: type, preempting: key)
-                    outcome = .preempted(previousKey: key)
+                    outcome = .preempted(previousKey: key, sentAt: sentAt)
                 } else {
                     if case .argKey(let allowed) = policy, allowed != holderKey {
                         throw NexusError.unavailable(
                             "\(child.uri): reservation held by key 0x\(String(holderKey, radix: 16)), policy \(policy) may not preempt it")
                     }
+                    let sentAt = Date()
                     try await child.acquire(key: key, type: type, preempting: holderKey)
-                    outcome = .preempted(previousKey: holderKey)
+                    outcome = .preempted(previousKey: holderKey, sentAt: sentAt)
                 }
             } else {
                 try await child.acquire(key: key, type: type, preempting: nil)

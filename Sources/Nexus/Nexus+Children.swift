@@ -157,7 +157,7 @@ extension Nexus {
     /// Opens and fences a child and checks that it can hold the volume.
     func openChecked(uri: String) async throws(NexusError) -> any ChildDevice {
         let device = try await Self.openAndFence(uri: uri, identity: identity, configuration: configuration,
-                                                 connector: connector).get()
+                                                 connector: connector, preempted: { [self] at in notePreempt(at) }).get()
         guard device.blockSize == blockSize else {
             await device.close()
             throw .invalidArgument("child \(uri) has \(device.blockSize)-byte blocks, the nexus \(blockSize)")

@@ -44,6 +44,8 @@ public final class Nexus: Sendable {
         var stateChangedAt = Date()
         var fencedAt: Date?
         var shutdownCompletedAt: Date?
+        /// See ``NexusSnapshot/preemptedAt``.
+        var preemptedAt: Date?
     }
 
     private init(configuration: NexusConfiguration, identity: NexusIdentity, blockSize: Int, children: [NexusCore.Child],
@@ -84,11 +86,12 @@ public final class Nexus: Sendable {
         logger[metadataKey: "nexus"] = "\(configuration.uuid.uuidString.lowercased())"
 
         // Open and fence every child concurrently.
+        let preempted = EarliestDate()
         let opened = await withTaskGroup(of: (Int, Result<any ChildDevice, NexusError>).self) { group in
             for (i, uri) in configuration.children.enumerated() {
                 group.addTask {
                     (i, await openAndFence(uri: uri, identity: identity, configuration: configuration,
-                                           connector: connector))
+                                           connector: connector, preempted: { at in preempted.note(at) }))
                 }
             }
             var results = [Result<any ChildDevice, NexusError>?](repeating: nil, count: configuration.children.count)
@@ -139,6 +142,7 @@ public final class Nexus: Sendable {
         }
         let nexus = Nexus(configuration: configuration, identity: identity, blockSize: blockSize, children: children,
                           connector: connector, recorder: recorder, logger: logger)
+        if let at = preempted.value { nexus.notePreempt(at) }
         do {
             try await recorder.write(nexus.core.withLock { $0.healthRecord() })
             nexus.core.withLock { $0.healthDurable = 1 }
@@ -159,9 +163,11 @@ public final class Nexus: Sendable {
         return nexus
     }
 
-    /// Opens one child and takes its reservation.
+    /// Opens one child and takes its reservation; `preempted` learns when it preempted another
+    /// nexus's reservation.
     static func openAndFence(uri: String, identity: NexusIdentity, configuration: NexusConfiguration,
-                             connector: any ChildConnector) async -> Result<any ChildDevice, NexusError> {
+                             connector: any ChildConnector,
+                             preempted: @Sendable (Date) -> Void) async -> Result<any ChildDevice, NexusError> {
         let device: any ChildDevice
         do {
             device = try await connector.open(uri: uri, identity: identity)
@@ -169,8 +175,9 @@ public final class Nexus: Sendable {
             return .failure(.unavailable("\(uri): \(error)"))
         }
         do {
-            _ = try await Fencing.acquire(device, key: identity.reservationKey, type: configuration.reservationType,
-                                          policy: configuration.preemptPolicy)
+            let outcome = try await Fencing.acquire(device, key: identity.reservationKey, type: configuration.reservationType,
+                                                    policy: configuration.preemptPolicy)
+            if case .preempted(let previous, let sentAt) = outcome, previous != identity.reservationKey { preempted(sentAt) }
         } catch {
             await device.close()
             return .failure(error)
@@ -280,6 +287,12 @@ public final class Nexus: Sendable {
             }
             if ready { continuation.resume() }
         }
+    }
+
+    /// Remembers a Preempt and Abort of another nexus sent at `at` (``NexusSnapshot/preemptedAt``).
+    func notePreempt(_ at: Date) {
+        times.withLock { $0.preemptedAt = max($0.preemptedAt ?? at, at) }
+        logger.notice("preempted another nexus's reservation", metadata: ["sentAt": "\(at)"])
     }
 
     func endIO(_ gen: UInt64) {
@@ -406,7 +419,7 @@ public final class Nexus: Sendable {
                              shutdownReason: reason, children: children, reservationKey: identity.reservationKey,
                              preemptPolicy: configuration.preemptPolicy, controllerIDRange: configuration.controllerIDRange,
                              stateChangedAt: t.stateChangedAt, fencedAt: t.fencedAt, shutdownCompletedAt: t.shutdownCompletedAt,
-                             rebuilds: rebuildProgress)
+                             preemptedAt: t.preemptedAt, rebuilds: rebuildProgress)
     }
 }
 
@@ -427,6 +440,10 @@ public struct NexusSnapshot: Sendable {
     /// When a child's Reservation Conflict (or preempted notice) reached the nexus.
     public var fencedAt: Date?
     public var shutdownCompletedAt: Date?
+    /// When this nexus began fencing another nexus: its first Preempt and Abort of another
+    /// holder's reservation in the latest create, child add or online that preempted. With the
+    /// old nexus's ``shutdownCompletedAt``: the preempt → shutdown time.
+    public var preemptedAt: Date?
     /// Running rebuilds.
     public var rebuilds: [RebuildProgress]
 }
@@ -445,4 +462,11 @@ public struct ChildSnapshot: Sendable {
 
 extension ChildDevice {
     var byteCountValue: UInt64 { blockCount &* UInt64(blockSize) }
+}
+
+/// The earliest of the dates noted, from any task.
+private final class EarliestDate: Sendable {
+    private let earliest = Mutex<Date?>(nil)
+    var value: Date? { earliest.withLock { $0 } }
+    func note(_ date: Date) { earliest.withLock { $0 = min($0 ?? date, date) } }
 }

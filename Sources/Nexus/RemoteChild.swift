@@ -83,9 +83,9 @@ public struct ChildOpenOptions: Sendable {
     /// Keep Alive Timeout sent in Connect; keep-alives go every KATO/2. Not what detects a dead
     /// replica under load (``ioTimeout`` does, and a killed process resets the connection at
     /// once): it only notices a silently vanished replica while the volume is idle, so it is
-    /// Linux's default of 5 s — an idle child then costs one Keep Alive every 2.5 s, and a
-    /// nexus node stalled for a few seconds does not lose its children.
-    public var keepAliveTimeout: TimeAmount = .seconds(5)
+    /// 10 s, as Mayastor's nexus uses for its children — an idle child then costs one Keep Alive
+    /// every 5 s, and a nexus node stalled for a few seconds does not lose its children.
+    public var keepAliveTimeout: TimeAmount = .seconds(10)
     /// Admin commands (Connect, Identify, Get Log Page).
     public var adminTimeout: TimeAmount = .seconds(5)
     /// Reservation commands: a Preempt and Abort completes only once the preempted host's

@@ -62,9 +62,10 @@
 #   nexus-identical-after-full       R1..R4 identical
 #   nexus-child-remove               `nexus child remove A URI4`: back to 3 children
 #   nexus-preempt-create             `nexus create B` on node 2 (guest writing through A): Online
-#   nexus-preempt-old-fenced         A: Shutdown, shutdownReason mentions fenced (within 20 s);
-#                                    note "fencing: ..." (B's create called / returned -> A's
-#                                    fencedAtUnixNanos, shutdownCompletedAtUnixNanos; no timed assertion)
+#   nexus-preempt-old-fenced         A: Shutdown, shutdownReason mentions fenced (within 20 s), B
+#                                    reports when it sent its first Preempt and Abort; note
+#                                    "fencing: ..." (B's preemptedAtUnixNanos -> A's fencedAtUnixNanos,
+#                                    shutdownCompletedAtUnixNanos; no timed assertion)
 #   nexus-preempt-io-on-new          after the guest's writer: B answered writes (io.writeOps > 0)
 #   nexus-partition-create           A destroyed; `nexus create C` on node 1 while the guest has
 #                                    no path to B: Online (B preempted)
@@ -542,7 +543,10 @@ do_request() {   # do_request NAME: act, set ANSWER ("ok" or "fail: ...")
             if cli 2 nexus create "$NB" --volume "$VOL" --size "$VBYTES" --child "$(uri 1)" --child "$(uri 2)" --child "$(uri 3)" \
                     --min-cntlid 1001 --max-cntlid 2000 --publish --allow-host "$GUEST_HOSTNQN" --json; then
                 t1=$(now_ns); T_PREEMPT=$t1
-                if wait_nexus 2 "$NB" 15 "$ONLINE3"; then pass nexus-preempt-create "create took $(ms "$t0" "$t1") ms; $(nexus_desc)"
+                PA=0
+                if wait_nexus 2 "$NB" 15 "$ONLINE3"; then
+                    PA=$(pyj 'num(j.get("preemptedAtUnixNanos"))' <<< "$OUT")
+                    pass nexus-preempt-create "create took $(ms "$t0" "$t1") ms; $(nexus_desc)"
                 else fail nexus-preempt-create "created, but: $(nexus_desc)"; fi
                 HOLDER=$NB
                 ANSWER=ok
@@ -553,9 +557,9 @@ do_request() {   # do_request NAME: act, set ANSWER ("ok" or "fail: ...")
             if wait_nexus 1 "$NA" 20 'j.get("state") == "Shutdown"'; then
                 fa=$(pyj 'num(j.get("fencedAtUnixNanos"))' <<< "$OUT") sc=$(pyj 'num(j.get("shutdownCompletedAtUnixNanos"))' <<< "$OUT")
                 d=$(nexus_desc)
-                note "fencing: A fenced $(ms "$t0" "$fa") ms after B's create was called (an upper bound of preempt -> fenced: the create first opens, registers and preempts the 3 children) and $(ms "$fa" "$t1") ms before it returned ($(ms "$t0" "$t1") ms); A shut down $(ms "$fa" "$sc") ms after being fenced, $(ms "$t0" "$sc") ms after the call (Mayastor asserts < 250 ms)"
-                if [[ "$(nexus_field shutdownReason)" == *fenc* ]] && [ "$fa" -gt 0 ]; then pass nexus-preempt-old-fenced "$d"
-                else fail nexus-preempt-old-fenced "Shutdown, but reason '$(nexus_field shutdownReason)', fencedAt $fa: $d"; fi
+                note "fencing: B's first Preempt and Abort sent $(ms "$t0" "$PA") ms into its create ($(ms "$t0" "$t1") ms in all); A fenced $(ms "$PA" "$fa") ms and shut down $(ms "$PA" "$sc") ms after that preempt (Mayastor asserts < 250 ms), $(ms "$fa" "$sc") ms from fenced to shut down"
+                if [[ "$(nexus_field shutdownReason)" == *fenc* ]] && [ "$fa" -gt 0 ] && [ "$PA" -gt 0 ]; then pass nexus-preempt-old-fenced "$d"
+                else fail nexus-preempt-old-fenced "Shutdown, but reason '$(nexus_field shutdownReason)', fencedAt $fa, B's preemptedAt $PA: $d"; fi
             else
                 fail nexus-preempt-old-fenced "A not Shutdown 20 s after B's create: $(nexus_desc)"; excerpt "$LOGDIR/node-1.log" 10
             fi ;;

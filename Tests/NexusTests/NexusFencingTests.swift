@@ -24,9 +24,13 @@ struct NexusFencingTests {
             try await a.write(lba: UInt64(i) * 64, data: pattern(lba: UInt64(i) * 64, blocks: 64, seed: 10), fua: false)
         }
         // Nexus B: another identity (its own host NQN/ID and key) on the same replicas.
+        let bCalled = Date()
         let b = try await mirror.makeNexus(nodes, volume: volume)
-        let preemptedAt = Date()
         #expect(b.state == .online)
+        // B says when it sent its first Preempt and Abort: during its create.
+        let preemptedAt = try #require(b.snapshot.preemptedAt, "B preempted A's reservation")
+        #expect(preemptedAt >= bCalled && preemptedAt <= Date())
+        #expect(a.snapshot.preemptedAt == nil, "A took free reservations")
         #expect(b.identity.reservationKey != a.identity.reservationKey)
         // A's next write is refused by the replicas: A fences itself and holds the host.
         await #expect(throws: NexusIOError.held) {
@@ -38,10 +42,13 @@ struct NexusFencingTests {
             Issue.record("shutdown reason \(String(describing: snapshot.shutdownReason))")
             return
         }
-        if let done = snapshot.shutdownCompletedAt {
-            // Negative: A had shut down (on the preempted notice) before B's create returned.
-            print("fencing: A shut down \(Int(done.timeIntervalSince(preemptedAt) * 1000)) ms after B's create returned (local child: \(firstHasLocalChild))")
-        }
+        let done = try #require(snapshot.shutdownCompletedAt)
+        let fenced = try #require(snapshot.fencedAt)
+        // Causality, not timing: A cannot learn of a preempt before the first one was sent
+        // (5 ms of slack for the wall clock).
+        #expect(fenced.timeIntervalSince(preemptedAt) > -0.005 && done >= fenced)
+        print("fencing: A fenced \(String(format: "%.1f", fenced.timeIntervalSince(preemptedAt) * 1000)) ms and shut down "
+              + "\(String(format: "%.1f", done.timeIntervalSince(preemptedAt) * 1000)) ms after B's first Preempt and Abort was sent (local child: \(firstHasLocalChild))")
         #expect(frontendA.calls.first == true)
         // No replica was retired by A.
         #expect(recorderA.record?.children.allSatisfy(\.healthy) == true)

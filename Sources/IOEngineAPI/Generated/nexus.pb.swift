@@ -198,6 +198,12 @@ public nonisolated struct Halyard_Ioengine_V1_Nexus: @unchecked Sendable {
   /// Clears the value of `io`. Subsequent reads from it will return its default value.
   public mutating func clearIo() {_uniqueStorage()._io = nil}
 
+  /// when this nexus began preempting another nexus (its first Preempt and Abort in the latest create/add/online that preempted); 0: never
+  public var preemptedAtUnixNanos: Int64 {
+    get {_storage._preemptedAtUnixNanos}
+    set {_uniqueStorage()._preemptedAtUnixNanos = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -667,7 +673,7 @@ nonisolated extension Halyard_Ioengine_V1_PreemptPolicy: SwiftProtobuf._ProtoNam
 
 nonisolated extension Halyard_Ioengine_V1_Nexus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Nexus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}uuid\0\u{3}volume_uuid\0\u{1}nqn\0\u{1}uri\0\u{3}size_bytes\0\u{3}block_size\0\u{1}state\0\u{3}shutdown_reason\0\u{1}children\0\u{3}reservation_key\0\u{3}preempt_policy\0\u{3}preempt_key\0\u{3}min_cntlid\0\u{3}max_cntlid\0\u{3}state_changed_at_unix_nanos\0\u{3}fenced_at_unix_nanos\0\u{3}shutdown_completed_at_unix_nanos\0\u{1}published\0\u{3}allowed_hosts\0\u{1}rebuilds\0\u{1}io\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}uuid\0\u{3}volume_uuid\0\u{1}nqn\0\u{1}uri\0\u{3}size_bytes\0\u{3}block_size\0\u{1}state\0\u{3}shutdown_reason\0\u{1}children\0\u{3}reservation_key\0\u{3}preempt_policy\0\u{3}preempt_key\0\u{3}min_cntlid\0\u{3}max_cntlid\0\u{3}state_changed_at_unix_nanos\0\u{3}fenced_at_unix_nanos\0\u{3}shutdown_completed_at_unix_nanos\0\u{1}published\0\u{3}allowed_hosts\0\u{1}rebuilds\0\u{1}io\0\u{3}preempted_at_unix_nanos\0")
 
   fileprivate class _StorageClass {
     var _uuid: String = String()
@@ -691,6 +697,7 @@ nonisolated extension Halyard_Ioengine_V1_Nexus: SwiftProtobuf.Message, SwiftPro
     var _allowedHosts: [String] = []
     var _rebuilds: [Halyard_Ioengine_V1_RebuildProgress] = []
     var _io: Halyard_Ioengine_V1_NexusIOStats? = nil
+    var _preemptedAtUnixNanos: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -722,6 +729,7 @@ nonisolated extension Halyard_Ioengine_V1_Nexus: SwiftProtobuf.Message, SwiftPro
       _allowedHosts = source._allowedHosts
       _rebuilds = source._rebuilds
       _io = source._io
+      _preemptedAtUnixNanos = source._preemptedAtUnixNanos
     }
   }
 
@@ -761,6 +769,7 @@ nonisolated extension Halyard_Ioengine_V1_Nexus: SwiftProtobuf.Message, SwiftPro
         case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._allowedHosts) }()
         case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._rebuilds) }()
         case 21: try { try decoder.decodeSingularMessageField(value: &_storage._io) }()
+        case 22: try { try decoder.decodeSingularInt64Field(value: &_storage._preemptedAtUnixNanos) }()
         default: break
         }
       }
@@ -836,6 +845,9 @@ nonisolated extension Halyard_Ioengine_V1_Nexus: SwiftProtobuf.Message, SwiftPro
       try { if let v = _storage._io {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
       } }()
+      if _storage._preemptedAtUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._preemptedAtUnixNanos, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -866,6 +878,7 @@ nonisolated extension Halyard_Ioengine_V1_Nexus: SwiftProtobuf.Message, SwiftPro
         if _storage._allowedHosts != rhs_storage._allowedHosts {return false}
         if _storage._rebuilds != rhs_storage._rebuilds {return false}
         if _storage._io != rhs_storage._io {return false}
+        if _storage._preemptedAtUnixNanos != rhs_storage._preemptedAtUnixNanos {return false}
         return true
       }
       if !storagesAreEqual {return false}
